@@ -1,0 +1,1 @@
+"""Framework-free asyncio job queues: todo -> running -> done | dead."""

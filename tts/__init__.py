@@ -1,0 +1,1 @@
+"""Speech: providers, sentence-first streaming, encoding, cache and fallback chain."""
