@@ -69,6 +69,84 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(None, description="Chat endpoint key.")
     openai_model: str = Field("llama3.2", description="Chat model name.")
 
+    # --- native /ws connections (FastAPI) -------------------------------------------------
+    ws_heartbeat_interval: float = Field(
+        30.0, gt=0, description="Seconds between the server's {'type':'ping'} frames (full)."
+    )
+    ws_heartbeat_timeout: float = Field(
+        60.0, gt=0, description="Close a /ws client silent this long with 1011 (full)."
+    )
+    ws_send_queue_size: int = Field(
+        256,
+        ge=1,
+        description="Frames waiting per /ws client; a client whose queue is full is slow and "
+        "is closed with 1013 so it never delays the others.",
+    )
+    ws_resume_window: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds a disconnected /ws client's state and frames are kept for "
+        "'resume'. When it expires the client's queued jobs and audio streams are "
+        "cancelled (0 = cancel at once, no resume).",
+    )
+    ws_resume_frames: int = Field(
+        256, ge=0, description="Most recent frames kept per /ws client for replay on resume."
+    )
+    ws_max_frame_bytes: int = Field(
+        64 * 1024, ge=1024, description="Largest incoming WebSocket message; larger: close 1009."
+    )
+    ws_per_message_deflate: bool = Field(
+        False,
+        description="permessage-deflate on WebSockets. Off: for small JSON frames it triples "
+        "memory per client and CPU per delivery.",
+    )
+    ws_auth_timeout: float = Field(
+        10.0, gt=0, description="Seconds a /ws client has to send its {'type':'auth'} frame."
+    )
+    ws_close_timeout: float = Field(
+        5.0, gt=0, description="Seconds to wait for a socket's close handshake on shutdown."
+    )
+    clock_interval: float = Field(
+        1.0, gt=0, description="Seconds between Socket.IO time_update broadcasts."
+    )
+    sio_ping_interval: float = Field(25.0, gt=0, description="Engine.IO ping interval (s).")
+    sio_ping_timeout: float = Field(20.0, gt=0, description="Engine.IO ping timeout (s).")
+    notification_sound: str = Field(
+        "/static/gentle-gong.mp3", description="URL sent in notification_sound_update."
+    )
+
+    # --- security (full stage) --------------------------------------------------------------
+    jwt_secret: SecretStr | None = Field(
+        None, description="HMAC secret for JWTs. Unset: auth off (dev). Set: every API needs one."
+    )
+    jwt_algorithm: str = Field("HS256", description="JWT algorithm (HS256, HS384, HS512).")
+    jwt_leeway: float = Field(10.0, ge=0, description="Clock skew allowed on exp/iat (s).")
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to open /ws and Socket.IO (JSON list). Empty: same "
+        "origin and loopback pages only. '*' allows any.",
+    )
+    rate_limit_queries: float = Field(
+        60.0, ge=0, description="Questions per minute per client (/ws query, /push); 0 = off."
+    )
+    rate_limit_queries_burst: int = Field(10, ge=1, description="Questions allowed at once.")
+    rate_limit_audio: float = Field(
+        240.0, ge=0, description="Audio requests per minute per client; 0 = off."
+    )
+    rate_limit_audio_burst: int = Field(20, ge=1, description="Audio requests allowed at once.")
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    shutdown_timeout: float = Field(
+        10.0, gt=0, description="Seconds a graceful shutdown waits for open connections."
+    )
+    shutdown_job_grace: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds a shutdown lets running jobs finish. Jobs still running or "
+        "queued after it stay in the store (sqlite) and resume on the next start.",
+    )
+    metrics_enabled: bool = Field(True, description="Serve /metrics (full stage).")
+
     @field_validator("tts_providers", mode="before")
     @classmethod
     def _split_chain(cls, value: object) -> object:

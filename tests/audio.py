@@ -18,8 +18,11 @@ def decode(data: bytes, fmt: str = "mp3", sample_rate: int = 22050) -> tuple[arr
         with wave.open(io.BytesIO(data)) as w:
             assert w.getsampwidth() == 2 and w.getnchannels() == 1
             return array.array("h", w.readframes(w.getnframes())), w.getframerate()
-    decoded = miniaudio.decode(data, output_format=miniaudio.SampleFormat.SIGNED16, nchannels=1)
-    return array.array("h", decoded.samples), decoded.sample_rate
+    decoded = miniaudio.mp3_read_s16(data)  # native rate, unlike miniaudio.decode()
+    samples = array.array("h", decoded.samples)
+    if decoded.nchannels == 2:
+        samples = samples[::2]
+    return samples, decoded.sample_rate
 
 
 def duration(data: bytes, fmt: str = "mp3", sample_rate: int = 22050) -> float:

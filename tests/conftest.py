@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+pytest_plugins = ["tests.fakes.elevenlabs_server"]
+
 
 @pytest.fixture
 def anyio_backend() -> str:

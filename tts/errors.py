@@ -24,7 +24,17 @@ class TextTooLongError(InvalidTextError):
         self.length, self.limit = length, limit
 
 
-class _NotOneOf(TTSError, ValueError):
+class InvalidSpeedError(TTSError, ValueError):
+    code = "invalid_speed"
+
+    def __init__(self, speed: object, low: float, high: float) -> None:
+        super().__init__(f"speed {speed!r} is out of range; allowed: {low:g} to {high:g}")
+        self.speed, self.low, self.high = speed, low, high
+
+
+class NotOneOfError(TTSError, ValueError):
+    """A value outside a known set; ``allowed`` lists the valid ones."""
+
     what = "value"
 
     def __init__(self, value: str, allowed: Iterable[str]) -> None:
@@ -34,15 +44,15 @@ class _NotOneOf(TTSError, ValueError):
         )
 
 
-class UnknownVoiceError(_NotOneOf):
+class UnknownVoiceError(NotOneOfError):
     code, what = "unknown_voice", "voice"
 
 
-class UnknownLanguageError(_NotOneOf):
+class UnknownLanguageError(NotOneOfError):
     code, what = "unknown_language", "language"
 
 
-class UnsupportedFormatError(_NotOneOf):
+class UnsupportedFormatError(NotOneOfError):
     code, what = "unsupported_format", "format"
 
 

@@ -1,0 +1,145 @@
+"""The server side of the broadcast bench: the real app (or a bare floor) plus a trigger.
+
+    python -m bench.serve --port P [--app real|minimal] [--sio-manager broadcast|default]
+                          [--loop uvloop|asyncio]
+
+``real`` is exactly what ``python -m fastapi_app`` serves (``create_app`` +
+``GenieServer`` + ``uvicorn_config``, settings from ``GENIE_*``), with one bench-only
+route added: ``POST /_bench/broadcast?rate=&count=&t0=`` starts a task that emits event
+``bench_update {sched, i}`` at the scheduled wall-clock times ``t0 + i / rate`` through
+the app's one emit path (``Hub.emit_event``: every ``/ws`` client and every Socket.IO
+client). The payload carries the *scheduled* time, so a server that falls behind shows
+it as latency instead of hiding it.
+
+``minimal`` is the floor the issue measured: a bare FastAPI ``/ws`` that encodes each
+event once and sends it to each socket in turn, and a python-socketio AsyncServer.
+
+``--sio-manager default`` swaps python-socketio's own AsyncManager back in, to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+import uvicorn
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+
+from fastapi_app.sio_manager import BroadcastManager
+
+Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+def install_bench_routes(api: FastAPI, emit: Callable[[], Emit]) -> None:
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def run(rate: float, count: int, t0: float) -> None:
+        send = emit()
+        for i in range(count):
+            sched = t0 + i / rate
+            delay = sched - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await send("bench_update", {"sched": sched, "i": i})
+
+    @api.post("/_bench/broadcast", include_in_schema=False)
+    async def start_broadcasts(rate: float, count: int, t0: float) -> dict[str, int]:
+        task = asyncio.create_task(run(rate, min(count, 1_000_000), t0))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return {"scheduled": count}
+
+
+def use_default_manager(sio: socketio.AsyncServer) -> None:
+    """Put python-socketio's stock AsyncManager back (before any client connects)."""
+    manager = socketio.AsyncManager()
+    manager.set_server(sio)
+    sio.manager = manager
+
+
+# --- the real app ---------------------------------------------------------------------
+
+
+def real_server(port: int, sio_manager: str) -> uvicorn.Server:
+    from config import Settings
+    from fastapi_app.main import create_app
+    from fastapi_app.server import GenieServer, uvicorn_config
+
+    settings = Settings(host="127.0.0.1", port=port)
+    app = create_app(settings)
+    if sio_manager == "default":
+        use_default_manager(app.legacy.sio)
+
+    def emit() -> Emit:
+        runtime = app.runtime
+        assert runtime is not None, "the app has not started"
+        return runtime.hub.emit_event
+
+    install_bench_routes(app.api, emit)
+    return GenieServer(uvicorn_config(app, settings, access_log=False), app)
+
+
+# --- the floor ------------------------------------------------------------------------
+
+
+def minimal_server(port: int, sio_manager: str) -> uvicorn.Server:
+    api = FastAPI()
+    sockets: set[WebSocket] = set()
+    manager = BroadcastManager() if sio_manager == "broadcast" else socketio.AsyncManager()
+    sio = socketio.AsyncServer(async_mode="asgi", client_manager=manager)
+
+    @api.websocket("/ws")
+    async def ws_endpoint(ws: WebSocket) -> None:
+        await ws.accept()
+        await ws.send_text(json.dumps({"type": "connection_established", "client_id": "x"}))
+        sockets.add(ws)
+        try:
+            while True:
+                await ws.receive_text()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            sockets.discard(ws)
+
+    async def broadcast(name: str, data: dict[str, Any]) -> None:
+        text = json.dumps({"type": name, **data}, separators=(",", ":"))
+        for ws in list(sockets):
+            try:
+                await ws.send_text(text)
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                sockets.discard(ws)
+        await sio.emit(name, data)
+
+    install_bench_routes(api, lambda: broadcast)
+    app = socketio.ASGIApp(sio, other_asgi_app=api)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, ws="websockets-sansio", ws_per_message_deflate=False,
+        log_level="warning", access_log=False,
+    )  # fmt: skip
+    return uvicorn.Server(config)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--app", choices=["real", "minimal"], default="real")
+    parser.add_argument("--sio-manager", choices=["broadcast", "default"], default="broadcast")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    args = parser.parse_args()
+    build = real_server if args.app == "real" else minimal_server
+    server = build(args.port, args.sio_manager)
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(server.serve())
+    else:
+        asyncio.run(server.serve())
+
+
+if __name__ == "__main__":
+    main()

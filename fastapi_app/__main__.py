@@ -1,0 +1,66 @@
+"""``python -m fastapi_app [--host H] [--port P] [--stage S] [--workers N] [--any-setting]``
+
+Every ``config.Settings`` field is a flag (kebab case) and a ``GENIE_*`` variable.
+With ``--workers`` > 1 uvicorn starts that many processes, each with its own queues
+and sockets: use a shared SQLite store, and note Socket.IO long-polling needs sticky
+sessions across workers (its WebSocket transport does not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+
+import uvicorn
+
+from config import Settings
+from fastapi_app.main import create_app
+from fastapi_app.server import GenieServer, uvicorn_config
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = Settings(_cli_parse_args=sys.argv[1:] if argv is None else argv,
+                        _cli_prog_name="python -m fastapi_app")  # fmt: skip
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
+    if settings.workers > 1:
+        # Worker processes build their own app from the environment: hand the settings
+        # over as GENIE_* variables.
+        os.environ.update(_as_env(settings))
+        uvicorn.run(
+            "fastapi_app.main:app_from_env",
+            factory=True,
+            workers=settings.workers,
+            **_run_options(settings),
+        )
+        return
+    app = create_app(settings)
+    server = GenieServer(uvicorn_config(app, settings), app)
+    asyncio.run(server.serve())
+
+
+def _run_options(settings: Settings) -> dict[str, object]:
+    config = uvicorn_config("fastapi_app.main:app_from_env", settings)
+    keys = ("host", "port", "ws", "ws_max_size", "ws_per_message_deflate",
+            "timeout_graceful_shutdown", "log_level", "lifespan", "server_header")  # fmt: skip
+    return {key: getattr(config, key) for key in keys}
+
+
+def _as_env(settings: Settings) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        if name in ("jwt_secret", "elevenlabs_api_key", "openai_api_key"):
+            secret = getattr(settings, name)
+            value = secret.get_secret_value()
+        env[f"GENIE_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    return env
+
+
+if __name__ == "__main__":
+    main()

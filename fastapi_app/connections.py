@@ -1,0 +1,260 @@
+"""ConnectionManager: every native ``/ws`` client, live or waiting to resume.
+
+A :class:`Client` is the logical session (id, sequence numbers, recent frames, jobs);
+an :class:`~fastapi_app.outbox.Outbox` is the socket it is on right now, if any. A
+broadcast is encoded once; each client splices in its own ``seq`` and queues the text.
+
+Lifecycle (full stage): a client whose socket closes is *detached* and kept for
+``ws_resume_window`` seconds with its recent frames. If it sends ``resume`` on a new
+socket in time it gets the frames it missed and its jobs keep reporting to it; if not,
+it is *gone*: ``on_gone`` cancels its queued jobs and its audio streams. With a window
+of 0 (or in the MVP) a closed client is gone at once. Sockets closed by a shutdown
+(1012) never make a client gone: its jobs stay in the store for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.websockets import WebSocket
+
+from fastapi_app.outbox import Outbox, SendStats
+from wire import frames
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_TIMEOUT = 1011
+SERVICE_RESTART = 1012
+
+GoneCallback = Callable[["Client"], Awaitable[None]]
+
+
+class Client:
+    __slots__ = (
+        "active_jobs",
+        "connected_at",
+        "detached_at",
+        "history",
+        "id",
+        "last_seen",
+        "outbox",
+        "seq",
+        "speed",
+        "subject",
+        "voice",
+    )
+
+    def __init__(self, client_id: str, subject: str | None, history: int) -> None:
+        self.id = client_id
+        self.subject = subject  # the JWT "sub", when auth is on
+        self.connected_at = time.time()
+        self.last_seen = time.monotonic()  # any frame from the client counts
+        self.outbox: Outbox | None = None
+        self.seq = 0
+        # (seq, monotonic time, encoded body) of recent data frames, for resume.
+        self.history: deque[tuple[int, float, str]] | None = (
+            deque(maxlen=history) if history > 0 else None
+        )
+        self.active_jobs: set[str] = set()
+        self.detached_at: float | None = None
+        self.voice: str | None = None
+        self.speed: float | None = None
+
+    def deliver(self, body: str, now: float) -> None:
+        """A data frame: numbered, remembered for resume, queued if the socket is open."""
+        history = self.history
+        if history is not None:
+            self.seq = seq = self.seq + 1
+            history.append((seq, now, body))
+            body = f'{{"seq":{seq},{body[1:]}'
+        outbox = self.outbox
+        if outbox is not None:
+            outbox.push(body)
+
+    def control(self, payload: dict[str, Any]) -> None:
+        """A control frame (never replayed); it repeats the latest seq."""
+        outbox = self.outbox
+        if outbox is None:
+            return
+        body = frames.encode(payload)
+        outbox.push(frames.with_seq(body, self.seq) if self.history is not None else body)
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerOptions:
+    queue_size: int = 256
+    history: int = 0  # 0: no sequence numbers, no resume (MVP)
+    resume_window: float = 0.0
+    heartbeat_interval: float | None = None  # None: no heartbeat (MVP)
+    heartbeat_timeout: float = 60.0
+    close_timeout: float = 5.0
+
+
+class ConnectionManager:
+    def __init__(self, options: ManagerOptions) -> None:
+        self.options = options
+        self.stats = SendStats()
+        self.clients: dict[str, Client] = {}  # live and detached
+        self.live: dict[str, Client] = {}
+        self.heartbeat_closed = 0
+        self.draining = False
+        self._on_gone: GoneCallback | None = None
+        self._last_ping = time.monotonic()
+
+    def set_on_gone(self, callback: GoneCallback) -> None:
+        """Called (awaited) once for each client that left for good."""
+        self._on_gone = callback
+
+    # --- sockets ----------------------------------------------------------------------
+
+    def open(self, ws: WebSocket, subject: str | None = None) -> Client:
+        """Register an accepted socket as a new client and greet it."""
+        client = Client(str(uuid.uuid4()), subject, self.options.history)
+        client.outbox = Outbox(ws, self.options.queue_size, self.stats)
+        client.outbox.start()
+        self.clients[client.id] = self.live[client.id] = client
+        client.control(frames.connection_established(client.id))
+        return client
+
+    async def release(self, client: Client, outbox: Outbox, code: int) -> None:
+        """The socket behind ``outbox`` has closed with ``code``."""
+        await outbox.stop()
+        if client.outbox is not outbox:
+            return  # the client resumed on another socket meanwhile
+        client.outbox = None
+        self.live.pop(client.id, None)
+        if self.draining or code == SERVICE_RESTART:
+            client.detached_at = time.monotonic()  # shutdown: keep jobs for the next start
+        elif client.history is not None and self.options.resume_window > 0:
+            client.detached_at = time.monotonic()
+        else:
+            await self._forget(client)
+
+    def resume(self, temp: Client, old_id: str, last_seq: int) -> Client:
+        """Move ``temp``'s socket to the session ``old_id`` and replay what it missed."""
+        old = self.clients.get(old_id)
+        if temp.history is None:
+            raise frames.FrameError("resume_unsupported", "this server does not keep frames")
+        if old is None or old is temp:
+            raise frames.FrameError("resume_failed", f"no session {old_id!r} to resume")
+        if old.subject != temp.subject:
+            raise frames.FrameError("resume_forbidden", "that session belongs to someone else")
+        if temp.active_jobs:
+            raise frames.FrameError("resume_too_late", "send resume before any query")
+        if old.outbox is not None:
+            old.outbox.close(1000, "resumed on another connection")
+        outbox, temp.outbox = temp.outbox, None
+        del self.clients[temp.id], self.live[temp.id]
+        old.outbox, old.detached_at = outbox, None
+        old.last_seen = time.monotonic()
+        self.live[old.id] = old
+        replayed, complete = self._replay(old, last_seq)
+        old.control(frames.resumed(old.id, replayed, complete))
+        return old
+
+    def _replay(self, client: Client, last_seq: int) -> tuple[int, bool]:
+        assert client.history is not None and client.outbox is not None
+        oldest = time.monotonic() - max(self.options.resume_window, 0.0)
+        missed = [(s, body) for s, t, body in client.history if s > last_seq and t >= oldest]
+        complete = last_seq <= client.seq and len(missed) == client.seq - last_seq
+        # Replayed frames do not count against the live queue limit (the history is
+        # bounded already), so a long replay does not read as a slow client.
+        client.outbox.capacity += len(missed)
+        for seq, body in missed:
+            client.outbox.push(frames.with_seq(body, seq))
+        return len(missed), complete
+
+    # --- sending ----------------------------------------------------------------------
+
+    def broadcast(self, payload: dict[str, Any]) -> None:
+        """Encode once; every client (detached ones keep it for resume) gets it."""
+        body = frames.encode(payload)
+        now = time.monotonic()
+        targets = self.clients if self.options.history else self.live
+        for client in targets.values():
+            client.deliver(body, now)
+
+    def send(self, client_id: str, payload: dict[str, Any]) -> bool:
+        client = self.clients.get(client_id)
+        if client is None:
+            self.stats.dropped += 1
+            return False
+        client.deliver(frames.encode(payload), time.monotonic())
+        return True
+
+    # --- upkeep -----------------------------------------------------------------------
+
+    def tick_interval(self) -> float | None:
+        """How often :meth:`maintain` should run; None when nothing needs it."""
+        opts = self.options
+        candidates = [1.0]
+        if opts.heartbeat_interval is not None:
+            candidates += [opts.heartbeat_interval, opts.heartbeat_timeout / 2]
+        if opts.history and opts.resume_window > 0:
+            candidates.append(opts.resume_window / 2)
+        elif opts.heartbeat_interval is None:
+            return None
+        return max(min(candidates), 0.01)
+
+    async def maintain(self) -> None:
+        """One upkeep pass: heartbeat pings, silent clients, expired detached clients."""
+        now = time.monotonic()
+        interval = self.options.heartbeat_interval
+        if interval is not None:
+            deadline = now - self.options.heartbeat_timeout
+            ping_due = now - self._last_ping >= interval
+            if ping_due:
+                self._last_ping = now
+            for client in list(self.live.values()):
+                if client.last_seen < deadline and client.outbox is not None:
+                    self.heartbeat_closed += 1
+                    client.outbox.close(HEARTBEAT_TIMEOUT, "heartbeat timeout")
+                elif ping_due:
+                    client.control(frames.ping())
+        if not self.draining:
+            expiry = now - self.options.resume_window
+            for client in list(self.clients.values()):
+                if client.detached_at is not None and client.detached_at <= expiry:
+                    await self._forget(client)
+
+    async def run_upkeep(self) -> None:
+        interval = self.tick_interval()
+        if interval is None:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.maintain()
+            except Exception:
+                log.exception("connection upkeep failed; retrying next tick")
+
+    async def drain(self, code: int = SERVICE_RESTART, reason: str = "server restarting") -> None:
+        """Shutdown: close every socket (their clients are kept, nothing is cancelled)."""
+        self.draining = True
+        writers = []
+        for client in list(self.live.values()):
+            if client.outbox is not None:
+                client.outbox.close(code, reason)
+                writers.append(client.outbox.writer)
+        pending = [w for w in writers if w is not None]
+        if pending:
+            await asyncio.wait(pending, timeout=self.options.close_timeout)
+
+    async def _forget(self, client: Client) -> None:
+        self.clients.pop(client.id, None)
+        self.live.pop(client.id, None)
+        if self._on_gone is not None:
+            try:
+                await self._on_gone(client)
+            except Exception:
+                log.exception("cleaning up after client %s failed", client.id)
+
+    def __len__(self) -> int:
+        return len(self.live)

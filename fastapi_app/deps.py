@@ -1,0 +1,73 @@
+"""FastAPI dependencies: the runtime, the caller's identity, rate limits."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
+
+from fastapi_app.access import subject_of
+from fastapi_app.errors import ApiError
+from fastapi_app.runtime import Runtime
+from fastapi_app.security import AuthError, RateLimiter, token_from_connection
+
+
+def get_runtime(conn: HTTPConnection) -> Runtime:
+    runtime = getattr(conn.app.state, "runtime", None)
+    if runtime is None:
+        raise ApiError(503, "starting", "the server is starting or stopping")
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def authenticate(request: Request, rt: RuntimeDep) -> str | None:
+    """The token's subject; None when auth is off. Bearer header first, then ?token=."""
+    if not rt.access.auth:
+        return None
+    try:
+        claims = rt.access.verifier.verify(token_from_connection(request))
+    except AuthError as exc:
+        if rt.metrics is not None:
+            rt.metrics.auth_failures.labels("http").inc()
+        raise ApiError(401, exc.code, exc.message, {"WWW-Authenticate": "Bearer"}) from None
+    return subject_of(claims)
+
+
+Subject = Annotated[str | None, Depends(authenticate)]
+
+
+def _limit(rt: Runtime, limiter: RateLimiter | None, kind: str, key: str) -> None:
+    if limiter is None or limiter.allow(key):
+        return
+    if rt.metrics is not None:
+        rt.metrics.rate_limited.labels(kind).inc()
+    wait = max(1, math.ceil(limiter.retry_after(key)))
+    raise ApiError(
+        429,
+        "rate_limited",
+        f"too many {kind} requests; retry in {wait} s",
+        {"Retry-After": str(wait)},
+    )
+
+
+def caller_key(request: Request, subject: str | None) -> str:
+    """Rate-limit key: the token's subject, else the peer address."""
+    if subject is not None:
+        return f"sub:{subject}"
+    return f"ip:{request.client.host if request.client else 'unknown'}"
+
+
+def limit_queries(request: Request, rt: RuntimeDep, subject: Subject) -> None:
+    _limit(rt, rt.access.queries, "query", caller_key(request, subject))
+
+
+def limit_audio(request: Request, rt: RuntimeDep, subject: Subject) -> None:
+    _limit(rt, rt.access.audio, "audio", caller_key(request, subject))
+
+
+QueryAllowed = Annotated[None, Depends(limit_queries)]
+AudioAllowed = Annotated[None, Depends(limit_audio)]

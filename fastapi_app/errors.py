@@ -1,0 +1,110 @@
+"""Domain errors -> HTTP. Every error body is ``{"code": ..., "message": ...}``.
+
+TTS: text too long 413, other bad input 422, provider failure 503. Queues: bad question
+413/422, unknown job 404, job still active 409, unknown queue 404, queues closed 503.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from queues.errors import (
+    JobActiveError,
+    JobNotFoundError,
+    QuestionTooLongError,
+    QueueClosedError,
+    QueueError,
+    UnknownQueueError,
+)
+from tts.errors import ProviderError, TextTooLongError, TTSError
+
+log = logging.getLogger(__name__)
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message, **extra}, status, headers=headers)
+
+
+def _status_for_queue_error(exc: QueueError) -> int:
+    if isinstance(exc, QuestionTooLongError):
+        return 413
+    if isinstance(exc, JobNotFoundError | UnknownQueueError):
+        return 404
+    if isinstance(exc, JobActiveError):
+        return 409
+    if isinstance(exc, QueueClosedError):
+        return 503
+    return 422
+
+
+def _status_for_tts_error(exc: TTSError) -> int:
+    if isinstance(exc, TextTooLongError):
+        return 413
+    if isinstance(exc, ProviderError):
+        return 503
+    return 422
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+
+async def _queue_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, QueueError)
+    return error_response(_status_for_queue_error(exc), exc.code, str(exc))
+
+
+async def _tts_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TTSError)
+    status = _status_for_tts_error(exc)
+    if status >= 500:
+        log.warning("speech failed for %s: %s", request.url.path, exc)
+    return error_response(status, exc.code, str(exc))
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
+    detail = [{k: e.get(k) for k in ("loc", "msg", "type")} for e in errors]
+    return error_response(422, "invalid_request", message, detail=detail)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(QueueError, _queue_error)
+    app.add_exception_handler(TTSError, _tts_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+
+
+# OpenAPI ``responses=`` entries shared by the routes.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing, invalid or expired token (auth on)."},
+    413: {"model": ErrorBody, "description": "Text over the 5,000 character limit."},
+    422: {"model": ErrorBody, "description": "Missing or invalid parameter."},
+    429: {"model": ErrorBody, "description": "Rate limit; see Retry-After."},
+}

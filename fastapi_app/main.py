@@ -1,0 +1,92 @@
+"""``create_app(settings)``: the only place that wires the FastAPI server together.
+
+The ASGI app served is python-socketio's ``ASGIApp`` wrapping FastAPI (Socket.IO at
+``/socket.io/``, everything else FastAPI), behind an Origin guard in the full stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import socketio
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from config import Settings
+from fastapi_app.access import Access
+from fastapi_app.errors import install_error_handlers
+from fastapi_app.features import Features
+from fastapi_app.metrics import AppMetrics
+from fastapi_app.origin_guard import OriginGuard
+from fastapi_app.routers import audio, health, legacy, static, ws
+from fastapi_app.runtime import Runtime
+from fastapi_app.socketio_compat import LegacySocketIO
+
+DESCRIPTION = """Genie-in-the-Box on FastAPI. Native WebSocket at `/ws` (JSON frames, see
+`wire/frames.py`), Socket.IO at `/socket.io/` for the original page, speech at
+`/api/get-audio`. Auth (full stage, when `GENIE_JWT_SECRET` is set): `Authorization:
+Bearer <jwt>`, or `?token=` (least safe: it lands in logs and history)."""
+
+
+class GenieApp:
+    """What uvicorn serves. ``api`` is the FastAPI app, ``drain()`` starts a shutdown."""
+
+    def __init__(self, api: FastAPI, asgi: ASGIApp, legacy_io: LegacySocketIO) -> None:
+        self.api = api
+        self.legacy = legacy_io
+        self._asgi = asgi
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._asgi(scope, receive, send)
+
+    @property
+    def runtime(self) -> Runtime | None:
+        return getattr(self.api.state, "runtime", None)
+
+    async def drain(self) -> None:
+        runtime = self.runtime
+        if runtime is not None:
+            await runtime.drain()
+
+
+def create_app(settings: Settings | None = None) -> GenieApp:
+    settings = settings if settings is not None else Settings()
+    features = Features.for_settings(settings)
+    access = Access.from_settings(settings, features)
+    metrics = AppMetrics() if features.metrics else None
+    legacy_io = LegacySocketIO(settings, access, metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.assemble(settings, features, access, legacy_io, metrics)
+        async with contextlib.AsyncExitStack() as stack:
+            await runtime.start(stack)
+            app.state.runtime = runtime
+            yield
+            await runtime.drain()
+            await runtime.finish_running_jobs()
+        app.state.runtime = None
+
+    api = FastAPI(title="Genie", version="1.0", description=DESCRIPTION, lifespan=lifespan)
+    api.state.runtime = None
+    install_error_handlers(api)
+    api.include_router(health.router)
+    if metrics is not None:
+        api.include_router(health.metrics_router)
+    api.include_router(audio.router)
+    api.include_router(legacy.router)
+    api.include_router(static.router)
+    if features.native_ws:
+        api.include_router(ws.router)
+
+    asgi: ASGIApp = socketio.ASGIApp(legacy_io.sio, other_asgi_app=api)
+    if access.origins is not None:
+        on_reject = metrics.origin_rejected.inc if metrics is not None else None
+        asgi = OriginGuard(asgi, access.origins, on_reject=on_reject)
+    return GenieApp(api, asgi, legacy_io)
+
+
+def app_from_env() -> GenieApp:
+    """Factory for ``uvicorn --factory fastapi_app.main:app_from_env`` (GENIE_* env)."""
+    return create_app(Settings())

@@ -1,0 +1,43 @@
+"""``/``, ``/health`` and (full stage) ``/metrics``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from fastapi_app.deps import RuntimeDep
+from fastapi_app.metrics import CONTENT_TYPE
+
+router = APIRouter(tags=["service"])
+metrics_router = APIRouter(tags=["service"])
+
+
+@router.get("/", summary="What this server is")
+async def root(rt: RuntimeDep) -> dict[str, Any]:
+    return {"name": "Genie FastAPI server", "stage": rt.features.stage, "docs": "/docs"}
+
+
+@router.get("/health", summary="Liveness and a short status")
+async def health(rt: RuntimeDep) -> dict[str, Any]:
+    return {
+        "status": "ok",
+        "stage": rt.features.stage,
+        "connections": {
+            "ws": len(rt.connections) if rt.connections is not None else 0,
+            "socketio": rt.legacy.connected,
+        },
+        "jobs": rt.queues.counts(),
+    }
+
+
+@metrics_router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format."}},
+    summary="Prometheus metrics",
+)
+async def metrics(rt: RuntimeDep) -> Response:
+    assert rt.metrics is not None
+    return Response(rt.metrics.render(), media_type=CONTENT_TYPE)

@@ -1,0 +1,101 @@
+"""The original Genie HTTP routes, unchanged on the wire (see DESIGN "Wire protocols")."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from fastapi_app.deps import AudioAllowed, QueryAllowed, RuntimeDep, authenticate
+from fastapi_app.errors import ERRORS, ApiError, ErrorBody
+from fastapi_app.routers.audio import AUDIO_RESPONSES
+from fastapi_app.speech import speak
+from queues import JobState
+from wire import legacy
+
+router = APIRouter(tags=["legacy Genie"], dependencies=[Depends(authenticate)])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such job."}
+}
+
+
+@router.get(
+    "/push",
+    response_class=PlainTextResponse,
+    responses=ERRORS,
+    summary="Queue a question (legacy)",
+    description="The original page sends the text unencoded (`/push?question=` + text), so "
+    "everything after `question=` in the raw query string is the question.",
+)
+async def push(
+    request: Request,
+    rt: RuntimeDep,
+    _: QueryAllowed,
+    question: Annotated[str | None, Query(description="The question, 1-5,000 characters.")] = None,
+) -> PlainTextResponse:
+    text = legacy.parse_push_question(request.scope.get("query_string", b""))
+    if text is None:
+        raise ApiError(422, "invalid_request", "query.question: Field required")
+    job = await rt.queues.push_job(text)
+    return PlainTextResponse(f"Job [{job.id_hash}] added to the queue")
+
+
+@router.get(
+    "/get_queue/{queue_name}",
+    responses=NOT_FOUND,
+    summary="List a queue as <li> strings, newest first (legacy)",
+)
+async def get_queue(
+    rt: RuntimeDep,
+    queue_name: Annotated[str, Path(description="todo, run, done or dead")],
+) -> dict[str, list[str]]:
+    if queue_name not in legacy.QUEUE_NAMES:
+        raise ApiError(
+            404, "unknown_queue", f"unknown queue {queue_name!r}; valid: todo, run, done, dead"
+        )
+    return legacy.queue_listing(queue_name, rt.queues.queue(queue_name).jobs())
+
+
+@router.get(
+    "/get_tts_audio",
+    response_class=Response,
+    responses=AUDIO_RESPONSES,
+    summary="Speak a text (legacy name of /api/get-audio)",
+)
+async def get_tts_audio(
+    rt: RuntimeDep,
+    _: AudioAllowed,
+    tts_text: Annotated[str, Query(description="Text to speak, 1-5,000 characters.")],
+) -> Response:
+    return await speak(rt, tts_text)
+
+
+@router.get(
+    "/get-answer/{id_hash}",
+    response_class=Response,
+    responses={**AUDIO_RESPONSES, **NOT_FOUND},
+    summary="Speak the answer of a done job (legacy)",
+)
+async def get_answer(rt: RuntimeDep, _: AudioAllowed, id_hash: str) -> Response:
+    job = rt.queues.get(id_hash)
+    if job is None or job.state is not JobState.DONE or not job.answer:
+        raise ApiError(404, "job_not_found", f"no answered job {id_hash!r}")
+    return await speak(rt, job.answer)
+
+
+@router.get(
+    "/delete-snapshot/{id_hash}",
+    response_class=PlainTextResponse,
+    responses={
+        **NOT_FOUND,
+        409: {"model": ErrorBody, "description": "Job still queued or running."},
+    },
+    summary="Forget a finished job (legacy)",
+)
+async def delete_snapshot(rt: RuntimeDep, id_hash: str) -> PlainTextResponse:
+    await rt.queues.delete(id_hash)
+    sound = legacy.notification_sound(rt.settings.notification_sound)
+    await rt.legacy.emit(legacy.NOTIFICATION_SOUND_UPDATE, sound)
+    return PlainTextResponse(f"Deleted snapshot [{id_hash}]")

@@ -1,0 +1,79 @@
+"""Socket.IO for the unmodified Genie page: a python-socketio ``AsyncServer`` that wraps
+the FastAPI app (``socketio.ASGIApp(sio, other_asgi_app=api)``, never mounted under a
+prefix) and the legacy half of the one emit path.
+
+Broadcasts go through :class:`~fastapi_app.sio_manager.BroadcastManager`: each event is
+encoded once and queued on every Engine.IO socket without an asyncio Task per recipient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import socketio
+
+from config import Settings
+from fastapi_app.access import Access
+from fastapi_app.metrics import AppMetrics
+from fastapi_app.security import AuthError, token_from_sio
+from fastapi_app.sio_manager import BroadcastManager
+from wire import legacy
+
+log = logging.getLogger(__name__)
+
+
+class LegacySocketIO:
+    def __init__(self, settings: Settings, access: Access, metrics: AppMetrics | None) -> None:
+        self._access = access
+        self._metrics = metrics
+        self.sio = socketio.AsyncServer(
+            async_mode="asgi",
+            client_manager=BroadcastManager(),
+            # An OriginPolicy is a valid engineio origin hook; None is engineio's own
+            # default (same origin only).
+            cors_allowed_origins=access.origins,
+            ping_interval=settings.sio_ping_interval,
+            ping_timeout=settings.sio_ping_timeout,
+            max_http_buffer_size=settings.ws_max_frame_bytes,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("disconnect", self._on_disconnect)
+        self.connected = 0
+
+    async def emit(self, event: str, data: dict[str, Any]) -> None:
+        """Broadcast to every legacy client (the original emitted everything to all)."""
+        if self.connected:
+            await self.sio.emit(event, data)
+
+    async def run_clock(self, interval: float) -> None:
+        """``time_update`` every ``interval`` seconds, as the original's clock thread."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.emit(legacy.TIME_UPDATE, legacy.time_update())
+            except Exception:
+                log.exception("time_update failed; the clock keeps going")
+
+    async def close(self) -> None:
+        """Disconnect every client (shutdown); long-polls return at once."""
+        if self.sio.eio.sockets:
+            await self.sio.eio.disconnect()
+        await self.sio.shutdown()
+
+    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        if self._access.auth:
+            try:
+                self._access.verifier.verify(token_from_sio(environ, auth))
+            except AuthError as exc:
+                if self._metrics is not None:
+                    self._metrics.auth_failures.labels("socketio").inc()
+                # The message reaches the client's connect_error handler.
+                raise socketio.exceptions.ConnectionRefusedError(exc.code) from None
+        self.connected += 1
+
+    async def _on_disconnect(self, sid: str, *reason: Any) -> None:
+        self.connected = max(0, self.connected - 1)

@@ -1,0 +1,178 @@
+"""One native ``/ws`` socket from handshake to close: authenticate, register with the
+ConnectionManager, read frames and act on them. Sending is the manager's business.
+
+Bad input never closes the socket: a bad frame (not JSON, unknown type, bad field,
+question too long, rate limited) is answered with an ``error`` frame. Only frames over
+the size limit are closed (1009, by uvicorn's ``ws_max_size``), and failed auth (1008).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+
+from fastapi.responses import JSONResponse
+from starlette.websockets import WebSocket
+
+from fastapi_app.access import subject_of
+from fastapi_app.connections import Client
+from fastapi_app.errors import error_response
+from fastapi_app.runtime import Runtime
+from fastapi_app.security import AuthError, auth_frame_token, token_from_connection
+from queues.errors import QuestionError, QueueClosedError
+from wire import frames
+
+log = logging.getLogger(__name__)
+
+POLICY_VIOLATION = 1008
+SERVICE_RESTART = 1012
+
+
+class _Rejected(Exception):
+    pass
+
+
+class WsSession:
+    def __init__(self, rt: Runtime, ws: WebSocket) -> None:
+        assert rt.connections is not None
+        self.rt = rt
+        self.ws = ws
+        self.connections = rt.connections
+
+    async def run(self) -> None:
+        try:
+            subject = await self._handshake()
+        except _Rejected:
+            return
+        client = self.client = self.connections.open(self.ws, subject)
+        outbox = client.outbox
+        assert outbox is not None
+        code = 1006
+        try:
+            code = await self._read_loop()
+        finally:
+            await self.connections.release(self.client, outbox, code)
+
+    # --- handshake ----------------------------------------------------------------------
+
+    async def _handshake(self) -> str | None:
+        """Accept the socket and return the token's subject (None when auth is off)."""
+        access = self.rt.access
+        if self.connections.draining:
+            await self.ws.close(SERVICE_RESTART, "server restarting")
+            raise _Rejected
+        token = token_from_connection(self.ws) if access.auth else None
+        if token is not None:
+            # A token in the handshake is checked before accepting: 401 with a JSON body.
+            try:
+                claims = access.verifier.verify(token)
+            except AuthError as exc:
+                self._count_auth_failure()
+                await self.ws.send_denial_response(_denial(exc))
+                raise _Rejected from None
+            await self.ws.accept()
+            return subject_of(claims)
+        await self.ws.accept()
+        if not access.auth:
+            return None
+        return await self._auth_frame()
+
+    async def _auth_frame(self) -> str | None:
+        """Browsers cannot set headers on a WebSocket: the first frame carries the token."""
+        try:
+            async with asyncio.timeout(self.rt.settings.ws_auth_timeout):
+                message = await self.ws.receive()
+        except TimeoutError:
+            await self._refuse("auth_timeout")
+        if message["type"] == "websocket.disconnect":
+            raise _Rejected
+        token = auth_frame_token(message.get("text") or b"")
+        try:
+            claims = self.rt.access.verifier.verify(token)
+        except AuthError as exc:
+            self._count_auth_failure()
+            await self._refuse(exc.code)
+        return subject_of(claims)
+
+    async def _refuse(self, reason: str) -> None:
+        await self.ws.close(POLICY_VIOLATION, reason)
+        raise _Rejected
+
+    def _count_auth_failure(self) -> None:
+        if self.rt.metrics is not None:
+            self.rt.metrics.auth_failures.labels("ws").inc()
+
+    # --- frames -------------------------------------------------------------------------
+
+    async def _read_loop(self) -> int:
+        receive = self.ws.receive
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return int(message.get("code") or 1000)
+            client = self.client
+            client.last_seen = time.monotonic()
+            text = message.get("text")
+            try:
+                if text is None:
+                    raise frames.FrameError("binary_frame", "send JSON text frames")
+                await self._dispatch(frames.parse_client_frame(text))
+            except frames.FrameError as exc:
+                self.client.control(exc.frame())
+
+    async def _dispatch(self, frame: frames.ClientFrame) -> None:
+        match frame:
+            case frames.Query():
+                await self._query(frame)
+            case frames.Ping():
+                self.client.control(frames.pong())
+            case frames.Pong() | frames.Auth():
+                pass  # a pong only proves liveness; a repeated auth changes nothing
+            case frames.Resume():
+                self._prune_jobs(self.client)
+                self.client = self.connections.resume(self.client, frame.client_id, frame.last_seq)
+
+    async def _query(self, frame: frames.Query) -> None:
+        client = self.client
+        self._check_rate(client)
+        if frame.voice is not None:
+            client.voice = frame.voice
+        if frame.speed is not None:
+            client.speed = frame.speed
+        try:
+            job = await self.rt.queues.push_job(frame.text, client.id)
+        except QuestionError as exc:
+            raise frames.FrameError(exc.code, str(exc)) from None
+        except QueueClosedError:
+            raise frames.FrameError("unavailable", "the server is shutting down") from None
+        client.active_jobs.add(job.id_hash)
+        client.deliver(frames.encode(frames.queued(job.id_hash)), time.monotonic())
+
+    def _check_rate(self, client: Client) -> None:
+        limiter = self.rt.access.queries
+        if limiter is None:
+            return
+        key = f"sub:{client.subject}" if client.subject else f"ws:{client.id}"
+        if limiter.allow(key):
+            return
+        if self.rt.metrics is not None:
+            self.rt.metrics.rate_limited.labels("query").inc()
+        wait = math.ceil(limiter.retry_after(key) * 10) / 10
+        raise frames.FrameError(
+            "rate_limited", f"too many questions; retry in {wait:g} s", retry_after=wait
+        )
+
+    def _prune_jobs(self, client: Client) -> None:
+        # Finished jobs no longer count as active (nothing else removes them).
+        queues = self.rt.queues
+        client.active_jobs = {
+            id_hash
+            for id_hash in client.active_jobs
+            if (job := queues.get(id_hash)) is not None and not job.finished
+        }
+
+
+def _denial(exc: AuthError) -> JSONResponse:
+    return error_response(401, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})

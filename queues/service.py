@@ -1,0 +1,213 @@
+"""``JobQueues``: the one object an adapter holds. It owns the four queues, the store and
+the consumer tasks, and is an async context manager::
+
+    async with JobQueues(handler=offline, emit_audio=..., emit_event=...) as queues:
+        job = await queues.push_job("what is 12 times 7", client_id="abc")
+
+On enter it restores the store: jobs left ``running`` by a crash or a shutdown go back to
+the front of todo (oldest first), then the queued ones; done/dead come back as history.
+On exit the consumers are cancelled and gathered; a job cut mid-run stays ``running`` in
+the store so the next start resumes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from queues.errors import JobActiveError, JobNotFoundError, QueueClosedError, UnknownQueueError
+from queues.fifo import FifoQueue, TodoFifoQueue
+from queues.handlers import load_handler
+from queues.models import EmitAudio, EmitEvent, Job, JobHandler, JobState
+from queues.running import RunningFifoQueue
+from queues.store import JobStore, MemoryStore, open_store
+
+if TYPE_CHECKING:
+    from config import Settings
+
+log = logging.getLogger(__name__)
+
+# Accepted names for queue(); "run" is what the original Genie UI calls it.
+QUEUE_ALIASES = {
+    "todo": "todo",
+    "run": "running",
+    "running": "running",
+    "done": "done",
+    "dead": "dead",
+}
+
+
+class JobQueues:
+    def __init__(
+        self,
+        *,
+        handler: JobHandler,
+        emit_audio: EmitAudio,
+        emit_event: EmitEvent,
+        store: JobStore | None = None,
+        consumers: int = 1,
+        job_timeout: float = 30.0,
+        max_attempts: int = 3,
+        emit_timeout: float = 5.0,
+    ) -> None:
+        if consumers < 1:
+            raise ValueError(f"consumers must be at least 1, not {consumers}")
+        if job_timeout <= 0:
+            raise ValueError(f"job_timeout must be positive, not {job_timeout}")
+        self.store: JobStore = store if store is not None else MemoryStore()
+        self.consumers = consumers
+        # A job interrupted this many times (crash loop) is given up instead of resumed.
+        self.max_attempts = max_attempts
+        self._handler = handler
+        self.todo = TodoFifoQueue(
+            emit_audio, emit_event, store=self.store, emit_timeout=emit_timeout
+        )
+        self.done = FifoQueue("done")
+        self.dead = FifoQueue("dead")
+        self.running = RunningFifoQueue(
+            emit_audio,
+            emit_event,
+            todo=self.todo,
+            done=self.done,
+            dead=self.dead,
+            handler=handler,
+            store=self.store,
+            job_timeout=job_timeout,
+            emit_timeout=emit_timeout,
+        )
+        self._queues: dict[str, FifoQueue] = {
+            "todo": self.todo,
+            "running": self.running,
+            "done": self.done,
+            "dead": self.dead,
+        }
+        self._tasks: list[asyncio.Task[None]] = []
+        self._state = "new"  # new -> open -> closed
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> JobQueues:
+        if self._state != "new":
+            raise RuntimeError("a JobQueues can be entered only once")
+        await self.store.open()
+        try:
+            await self._restore()
+        except BaseException:
+            await self.store.close()
+            raise
+        for index in range(self.consumers):
+            task = asyncio.create_task(self.running.consume(), name=f"genie-consumer-{index}")
+            task.add_done_callback(_report_consumer_end)
+            self._tasks.append(task)
+        self._state = "open"
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._state = "closed"
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            aclose = getattr(self._handler, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            await self.store.close()
+
+    async def _restore(self) -> None:
+        resumed: list[Job] = []
+        for job in await self.store.load():
+            if job.state is JobState.RUNNING:
+                resumed.append(job)
+            elif job.state is JobState.TODO:
+                self.todo.push(job)
+            else:
+                (self.done if job.state is JobState.DONE else self.dead).push(job)
+        if resumed:
+            log.info("%d job(s) were interrupted while running", len(resumed))
+        for job in resumed:
+            if job.attempts >= self.max_attempts:
+                job.state, job.finished_at = JobState.DEAD, time.time()
+                job.error = f"interrupted {job.attempts} times while running; given up"
+                self.dead.push(job)
+            else:
+                job.state = JobState.TODO
+            await self.store.save(job)
+        # push_front in reverse keeps the resumed jobs oldest first, ahead of the queued.
+        for job in reversed(resumed):
+            if job.state is JobState.TODO:
+                self.todo.push_front(job)
+
+    # --- API ------------------------------------------------------------------------------
+
+    async def push_job(self, question: str, client_id: str | None = None) -> Job:
+        """Queue a question (QuestionError if empty or over 5,000 characters)."""
+        if self._state != "open":
+            raise QueueClosedError()
+        return await self.todo.push_job(question, client_id)
+
+    def get(self, id_hash: str) -> Job | None:
+        """The job with that id in any queue, or None."""
+        for queue in (self.todo, self.running, self.done, self.dead):
+            job = queue.get_by_id_hash(id_hash)
+            if job is not None:
+                return job
+        return None
+
+    async def delete(self, id_hash: str) -> Job:
+        """Forget a finished (done or dead) job; JobActiveError if it is still queued."""
+        for queue in (self.done, self.dead):
+            job = queue.delete_by_id_hash(id_hash)
+            if job is not None:
+                await self.store.delete(id_hash)
+                await self.todo.emitter.counts(queue)
+                return job
+        active = self.get(id_hash)
+        if active is not None:
+            raise JobActiveError(id_hash, active.state.value)
+        raise JobNotFoundError(id_hash)
+
+    async def cancel_client_jobs(self, client_id: str) -> list[Job]:
+        """The client's queued jobs move to dead ("cancelled"); running ones finish."""
+        return await self.running.cancel_client_jobs(client_id)
+
+    def queue(self, name: str) -> FifoQueue:
+        """ "todo", "run"/"running", "done" or "dead"."""
+        key = QUEUE_ALIASES.get(name.strip().lower()) if isinstance(name, str) else None
+        if key is None:
+            raise UnknownQueueError(str(name), QUEUE_ALIASES)
+        return self._queues[key]
+
+    def counts(self) -> dict[str, int]:
+        return {name: queue.size() for name, queue in self._queues.items()}
+
+    async def wait_idle(self) -> None:
+        """Return once todo is empty and no job is running (its outcome announced)."""
+        await self.running.wait_idle()
+
+
+def _report_consumer_end(task: asyncio.Task[None]) -> None:
+    # A consumer only ends by cancellation; anything else is a bug worth shouting about.
+    if not task.cancelled() and task.exception() is not None:
+        log.critical("job consumer %s crashed", task.get_name(), exc_info=task.exception())
+
+
+def build_job_queues(settings: Settings, emit_audio: EmitAudio, emit_event: EmitEvent) -> JobQueues:
+    """JobQueues configured from ``config.Settings`` (handler, store, consumers, timeout)."""
+    return JobQueues(
+        handler=load_handler(settings),
+        emit_audio=emit_audio,
+        emit_event=emit_event,
+        store=open_store(settings.store),
+        consumers=settings.consumers,
+        job_timeout=settings.job_timeout,
+    )

@@ -1,0 +1,368 @@
+"""The speech engine: validation, cache and the provider fallback chain.
+
+``stream()`` validates EAGERLY and only then returns the async iterator, so an HTTP
+adapter can answer 413/422 before it starts a streaming response. The first provider
+of the chain that accepts the request speaks; if it fails before its first byte the
+next one does (logged and counted). After the first byte an error propagates: audio
+of two providers cannot be spliced into one file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+from tts import metrics
+from tts.base import FORMATS, MEDIA_TYPES, AudioFormat, SpeechProvider, SpeechRequest, Voice
+from tts.cache import AudioCache, CacheKey
+from tts.encoding import patch_wav_sizes
+from tts.errors import (
+    AllProvidersFailedError,
+    InvalidSpeedError,
+    InvalidTextError,
+    NotOneOfError,
+    ProviderError,
+    TextTooLongError,
+    TTSError,
+    UnsupportedFormatError,
+)
+
+if TYPE_CHECKING:
+    from config import Settings
+
+log = logging.getLogger(__name__)
+
+SPEED_RANGE = (0.25, 4.0)
+MAX_CHARS = 5000
+CHUNK_BYTES = 16 * 1024  # cache hits are streamed in chunks of this size
+PROVIDER_NAMES = ("espeak", "sample", "elevenlabs")
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A validated request: the providers that accept it, in chain order."""
+
+    text: str
+    lang: str
+    speed: float
+    fmt: AudioFormat
+    candidates: tuple[tuple[SpeechProvider, SpeechRequest], ...]
+
+
+class SpeechEngine:
+    def __init__(
+        self,
+        providers: Iterable[SpeechProvider],
+        *,
+        voice: str | None = None,
+        lang: str = "en",
+        speed: float = 1.0,
+        fmt: str = "mp3",
+        max_chars: int = MAX_CHARS,
+        cache: AudioCache | None = None,
+    ) -> None:
+        self.providers = list(providers)
+        if not self.providers:
+            raise ValueError(f"no speech provider given; valid providers: {PROVIDER_NAMES}")
+        self.voice, self.lang, self.speed, self.fmt = voice, lang, speed, fmt
+        self.max_chars, self.cache = max_chars, cache
+        self.failures: Counter[str] = Counter()  # provider name -> failures
+
+    # --- lifecycle ------------------------------------------------------------------
+    async def __aenter__(self) -> SpeechEngine:
+        """Start providers that have a start-up (espeak loads its library and voices).
+
+        A provider that cannot start is logged and left in the chain: it fails (and is
+        counted) per request, so the others still speak and it recovers when it can.
+        """
+        try:
+            for provider in self.providers:
+                await self._start(provider)
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    @staticmethod
+    async def _start(provider: SpeechProvider) -> None:
+        enter = getattr(provider, "__aenter__", None)
+        if enter is None:
+            return
+        try:
+            await enter()
+        except ProviderError as exc:
+            log.warning("speech provider %s did not start: %s", provider.name, exc)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for provider in self.providers:
+            try:
+                await provider.aclose()
+            except Exception:  # one provider failing to close must not keep others open
+                log.exception("closing speech provider %s failed", provider.name)
+
+    # --- what is on offer -----------------------------------------------------------
+    def voices(self) -> list[Voice]:
+        seen: dict[str, Voice] = {}
+        for provider in self.providers:
+            for voice in provider.voices():
+                seen.setdefault(voice.id, voice)
+        return list(seen.values())
+
+    def languages(self) -> list[str]:
+        found: set[str] = set()
+        for provider in self.providers:
+            listed = getattr(provider, "languages", None)
+            if listed is not None:
+                found.update(listed())
+            else:
+                found.update(lang for voice in provider.voices() for lang in voice.languages)
+        return sorted(found)
+
+    def formats(self) -> list[str]:
+        offered = set().union(*(provider.formats for provider in self.providers))
+        return [fmt for fmt in FORMATS if fmt in offered]
+
+    def media_type(self, fmt: str | None = None) -> str:
+        name = (fmt or self.fmt).strip().lower()
+        if name not in MEDIA_TYPES:
+            raise UnsupportedFormatError(name, self.formats())
+        return MEDIA_TYPES[name]
+
+    # --- speech ---------------------------------------------------------------------
+    def stream(
+        self,
+        text: str,
+        *,
+        voice: str | None = None,
+        lang: str | None = None,
+        speed: float | None = None,
+        fmt: str | None = None,
+    ) -> AsyncIterator[bytes]:
+        """Validate now (raising TTSError subclasses), then stream the audio bytes."""
+        return self._stream(self._plan(text, voice, lang, speed, fmt))
+
+    async def synthesize(
+        self,
+        text: str,
+        *,
+        voice: str | None = None,
+        lang: str | None = None,
+        speed: float | None = None,
+        fmt: str | None = None,
+    ) -> bytes:
+        """The whole file; a WAV gets its real sizes instead of streaming ones."""
+        plan = self._plan(text, voice, lang, speed, fmt)
+        data = b"".join([chunk async for chunk in self._stream(plan)])
+        return patch_wav_sizes(data) if plan.fmt == "wav" else data
+
+    def _plan(
+        self,
+        text: str,
+        voice: str | None,
+        lang: str | None,
+        speed: float | None,
+        fmt: str | None,
+    ) -> _Plan:
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidTextError(f"text is empty; send 1 to {self.max_chars} characters")
+        if len(text) > self.max_chars:
+            raise TextTooLongError(len(text), self.max_chars)
+        speed = self.speed if speed is None else speed
+        low, high = SPEED_RANGE
+        if not isinstance(speed, int | float) or not math.isfinite(speed):
+            raise InvalidSpeedError(speed, low, high)
+        if not low <= speed <= high:
+            raise InvalidSpeedError(speed, low, high)
+        name = (fmt or self.fmt).strip().lower()
+        if name not in self.formats():
+            raise UnsupportedFormatError(name, self.formats())
+        language = (lang or self.lang).strip()
+        candidates = self._candidates(text, voice, language, float(speed), name)
+        return _Plan(text, language, float(speed), cast(AudioFormat, name), candidates)
+
+    def _candidates(
+        self, text: str, voice: str | None, lang: str, speed: float, fmt: str
+    ) -> tuple[tuple[SpeechProvider, SpeechRequest], ...]:
+        found: list[tuple[SpeechProvider, SpeechRequest]] = []
+        refusals: list[TTSError] = []  # the provider does not offer what was asked
+        broken: list[ProviderError] = []  # the provider cannot even list its voices
+        for provider in self.providers:
+            if fmt not in provider.formats:
+                continue
+            try:
+                resolved = self._resolve(provider, voice, lang)
+            except ProviderError as exc:
+                broken.append(self._failed(provider, exc, falling_back=True))
+                continue
+            except TTSError as exc:
+                refusals.append(exc)
+                continue
+            request = SpeechRequest(text, resolved, lang, speed, cast(AudioFormat, fmt))
+            found.append((provider, request))
+        if found:
+            return tuple(found)
+        raise _merge(refusals) if refusals else AllProvidersFailedError(broken)
+
+    def _resolve(self, provider: SpeechProvider, voice: str | None, lang: str) -> str:
+        if voice is not None or self.voice is None:
+            return provider.resolve_voice(voice, lang)
+        try:
+            return provider.resolve_voice(self.voice, lang)
+        except TTSError:
+            # The configured default voice belongs to another provider of the chain.
+            return provider.resolve_voice(None, lang)
+
+    async def _stream(self, plan: _Plan) -> AsyncIterator[bytes]:
+        if self.cache is not None:
+            hit = await self._cached(plan)
+            if hit is not None:
+                for start in range(0, len(hit), CHUNK_BYTES):
+                    yield hit[start : start + CHUNK_BYTES]
+                return
+        started = time.perf_counter()
+        failures: list[ProviderError] = []
+        for provider, request in plan.candidates:
+            chunks = provider.stream(request)
+            try:
+                first = await _first_chunk(chunks)
+            except Exception as exc:  # any failure before the first byte: next provider
+                await _close_quietly(chunks)
+                failures.append(self._failed(provider, exc, falling_back=True))
+                continue
+            elapsed = time.perf_counter() - started
+            metrics.FIRST_BYTE_SECONDS.labels(provider.name).observe(elapsed)
+            async with contextlib.aclosing(chunks):
+                async for chunk in self._rest(provider, request, first, chunks):
+                    yield chunk
+            return
+        raise AllProvidersFailedError(failures)
+
+    async def _rest(
+        self,
+        provider: SpeechProvider,
+        request: SpeechRequest,
+        first: bytes,
+        chunks: AsyncIterator[bytes],
+    ) -> AsyncIterator[bytes]:
+        """Yield ``first`` and the rest; keep a copy for the cache if it is small enough."""
+        kept: list[bytes] | None = [] if self.cache is not None else None
+        max_kept = self.cache.max_entry_bytes if self.cache is not None else 0
+        size = 0
+        chunk = first
+        while True:
+            if chunk:
+                yield chunk
+                size += len(chunk)
+                if kept is not None and size <= max_kept:
+                    kept.append(chunk)
+                else:
+                    kept = None  # too big to cache: stop copying
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            except Exception as exc:  # after the first byte there is no way back
+                raise self._failed(provider, exc, falling_back=False) from exc
+        if kept is not None and self.cache is not None:
+            await self.cache.put(_key(provider, request), b"".join(kept))
+
+    async def _cached(self, plan: _Plan) -> bytes | None:
+        assert self.cache is not None
+        for provider, request in plan.candidates:
+            data = await self.cache.get(_key(provider, request))
+            if data is not None:
+                metrics.CACHE_HITS.inc()
+                return data
+        metrics.CACHE_MISSES.inc()
+        return None
+
+    def _failed(
+        self, provider: SpeechProvider, exc: Exception, *, falling_back: bool
+    ) -> ProviderError:
+        error = exc if isinstance(exc, ProviderError) else None
+        if error is None:
+            error = ProviderError(provider.name, f"{type(exc).__name__}: {exc}")
+        self.failures[provider.name] += 1
+        metrics.FAILURES.labels(provider.name).inc()
+        if falling_back:
+            log.warning("speech provider %s failed, trying the next one: %s", provider.name, error)
+        else:
+            log.error("speech provider %s failed mid-stream: %s", provider.name, error)
+        return error
+
+
+def _key(provider: SpeechProvider, request: SpeechRequest) -> CacheKey:
+    return CacheKey(
+        request.text, provider.name, request.voice, request.lang, request.speed, request.fmt
+    )
+
+
+async def _first_chunk(chunks: AsyncIterator[bytes]) -> bytes:
+    """The first non-empty chunk, or b"" if the provider ended without audio."""
+    async for chunk in chunks:
+        if chunk:
+            return chunk
+    return b""
+
+
+async def _close_quietly(chunks: AsyncIterator[bytes]) -> None:
+    close = getattr(chunks, "aclose", None)
+    if close is None:
+        return
+    try:
+        await close()
+    except Exception:  # the provider already failed; its clean-up error adds nothing
+        log.debug("closing a failed speech stream raised", exc_info=True)
+
+
+def _merge(refusals: list[TTSError]) -> TTSError:
+    """One error for "no provider accepts this": allowed values of all of them."""
+    first = refusals[0]
+    if all(type(r) is type(first) for r in refusals) and isinstance(first, NotOneOfError):
+        allowed = {value for r in refusals for value in cast(NotOneOfError, r).allowed}
+        return type(first)(first.value, allowed)
+    return first
+
+
+def build_speech_engine(settings: Settings) -> SpeechEngine:
+    """The engine described by ``settings`` (chain, defaults, limits, cache)."""
+    providers = [_provider(name.strip().lower(), settings) for name in settings.tts_providers]
+    cache = None
+    if settings.tts_cache_entries > 0 or settings.tts_cache_dir is not None:
+        cache = AudioCache(settings.tts_cache_entries, directory=settings.tts_cache_dir)
+    return SpeechEngine(
+        providers,
+        voice=settings.tts_voice,
+        lang=settings.tts_lang,
+        speed=settings.tts_speed,
+        fmt=settings.tts_format,
+        max_chars=settings.tts_max_chars,
+        cache=cache,
+    )
+
+
+def _provider(name: str, settings: Settings) -> SpeechProvider:
+    if name == "espeak":
+        from tts.espeak import EspeakProvider
+
+        return EspeakProvider(bitrate_kbps=settings.tts_mp3_bitrate)
+    if name == "sample":
+        from tts.sample import SampleProvider
+
+        return SampleProvider()
+    if name == "elevenlabs":
+        from tts.elevenlabs import ElevenLabsProvider  # imports the SDK: only when asked
+
+        return ElevenLabsProvider.from_settings(settings)
+    raise ValueError(
+        f"unknown speech provider {name!r}; valid providers: {', '.join(PROVIDER_NAMES)}"
+    )
