@@ -108,7 +108,7 @@ class RunningFifoQueue(FifoQueue):
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
-                return None, 'x'  # we are being stopped: leave the job running, it resumes later
+                raise  # we are being stopped: leave the job running, it resumes later
             # The handler cancelled itself (a stray CancelledError): that is a failure.
             return None, "handler was cancelled"
         except Exception as exc:

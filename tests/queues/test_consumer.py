@@ -241,3 +241,31 @@ async def test_order_is_kept_per_client_with_many_clients() -> None:
     assert set(by_client) == set(CLIENTS)
     assert all(numbers == sorted(numbers) for numbers in by_client.values())
     assert sum(len(numbers) for numbers in by_client.values()) == 200
+
+
+@pytest.mark.anyio
+async def test_wait_idle_waits_until_the_outcome_is_spoken() -> None:
+    speaking, release = asyncio.Event(), asyncio.Event()
+    heard: list[str] = []
+
+    async def emit_audio(msg: str, client_id: str | None) -> None:
+        if msg.startswith("answer"):
+            speaking.set()
+            await release.wait()
+        heard.append(msg)
+
+    recorder = Recorder()
+    queues = JobQueues(handler=echo, emit_audio=emit_audio, emit_event=recorder.emit_event)
+    async with queues:
+        job = await queues.push_job("x")
+        with anyio.fail_after(5):
+            await speaking.wait()
+        assert job.state is JobState.DONE  # finished, but its answer is still being spoken
+        waiter = asyncio.create_task(queues.wait_idle())
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not waiter.done()
+        release.set()
+        with anyio.fail_after(5):
+            await waiter
+    assert heard == [THINKING, "answer to x"]
