@@ -1,6 +1,6 @@
 """The server side of the broadcast bench: the real app (or a bare floor) plus a trigger.
 
-    python -m bench.serve --port P [--app real|minimal] [--sio-manager broadcast|default]
+    python -m bench.serve --port P [--app real|minimal] [--sio-manager broadcast|emit-only|default]
                           [--loop uvloop|asyncio]
 
 ``real`` is exactly what ``python -m fastapi_app`` serves (``create_app`` +
@@ -14,7 +14,8 @@ it as latency instead of hiding it.
 ``minimal`` is the floor the issue measured: a bare FastAPI ``/ws`` that encodes each
 event once and sends it to each socket in turn, and a python-socketio AsyncServer.
 
-``--sio-manager default`` swaps python-socketio's own AsyncManager back in, to compare.
+``--sio-manager default`` swaps python-socketio's own AsyncManager back in and
+``emit-only`` the BroadcastManager without its lean Engine.IO poll, to compare.
 """
 
 from __future__ import annotations
@@ -55,9 +56,20 @@ def install_bench_routes(api: FastAPI, emit: Callable[[], Emit]) -> None:
         return {"scheduled": count}
 
 
-def use_default_manager(sio: socketio.AsyncServer) -> None:
-    """Put python-socketio's stock AsyncManager back (before any client connects)."""
-    manager = socketio.AsyncManager()
+MANAGERS = ("broadcast", "emit-only", "default")
+
+
+def make_manager(name: str) -> socketio.AsyncManager:
+    """``broadcast``: the kit's BroadcastManager; ``emit-only``: the same without its lean
+    Engine.IO poll; ``default``: python-socketio's stock AsyncManager."""
+    if name == "default":
+        return socketio.AsyncManager()
+    return BroadcastManager(lean_poll=name == "broadcast")
+
+
+def use_manager(sio: socketio.AsyncServer, name: str) -> None:
+    """Swap the server's client manager (before any client connects)."""
+    manager = make_manager(name)
     manager.set_server(sio)
     sio.manager = manager
 
@@ -72,8 +84,8 @@ def real_server(port: int, sio_manager: str) -> uvicorn.Server:
 
     settings = Settings(host="127.0.0.1", port=port)
     app = create_app(settings)
-    if sio_manager == "default":
-        use_default_manager(app.legacy.sio)
+    if sio_manager != "broadcast":
+        use_manager(app.legacy.sio, sio_manager)
 
     def emit() -> Emit:
         runtime = app.runtime
@@ -90,8 +102,7 @@ def real_server(port: int, sio_manager: str) -> uvicorn.Server:
 def minimal_server(port: int, sio_manager: str) -> uvicorn.Server:
     api = FastAPI()
     sockets: set[WebSocket] = set()
-    manager = BroadcastManager() if sio_manager == "broadcast" else socketio.AsyncManager()
-    sio = socketio.AsyncServer(async_mode="asgi", client_manager=manager)
+    sio = socketio.AsyncServer(async_mode="asgi", client_manager=make_manager(sio_manager))
 
     @api.websocket("/ws")
     async def ws_endpoint(ws: WebSocket) -> None:
@@ -128,9 +139,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--app", choices=["real", "minimal"], default="real")
-    parser.add_argument("--sio-manager", choices=["broadcast", "default"], default="broadcast")
+    parser.add_argument("--sio-manager", choices=MANAGERS, default="broadcast")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    parser.add_argument("--gc", choices=["default", "off"], default="default")
     args = parser.parse_args()
+    if args.gc == "off":
+        import gc
+
+        gc.disable()
     build = real_server if args.app == "real" else minimal_server
     server = build(args.port, args.sio_manager)
     if args.loop == "uvloop":

@@ -17,9 +17,10 @@ from config import Settings
 from fastapi_app.access import Access
 from fastapi_app.errors import install_error_handlers
 from fastapi_app.features import Features
+from fastapi_app.longpoll import LongPollGuard
 from fastapi_app.metrics import AppMetrics
 from fastapi_app.origin_guard import OriginGuard
-from fastapi_app.routers import audio, health, legacy, static, ws
+from fastapi_app.routers import audio, client_config, health, legacy, static, ws
 from fastapi_app.runtime import Runtime
 from fastapi_app.socketio_compat import LegacySocketIO
 
@@ -77,10 +78,11 @@ def create_app(settings: Settings | None = None) -> GenieApp:
     api.include_router(audio.router)
     api.include_router(legacy.router)
     api.include_router(static.router)
+    api.include_router(client_config.build_router(settings, features, metrics))
     if features.native_ws:
         api.include_router(ws.router)
 
-    asgi: ASGIApp = socketio.ASGIApp(legacy_io.sio, other_asgi_app=api)
+    asgi: ASGIApp = LongPollGuard(socketio.ASGIApp(legacy_io.sio, other_asgi_app=api))
     if access.origins is not None:
         on_reject = metrics.origin_rejected.inc if metrics is not None else None
         asgi = OriginGuard(asgi, access.origins, on_reject=on_reject)

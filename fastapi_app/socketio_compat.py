@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import socketio
+from engineio import packet as eio_packet
 
 from config import Settings
 from fastapi_app.access import Access
@@ -75,5 +76,16 @@ class LegacySocketIO:
                 raise socketio.exceptions.ConnectionRefusedError(exc.code) from None
         self.connected += 1
 
-    async def _on_disconnect(self, sid: str, *reason: Any) -> None:
+    async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
         self.connected = max(0, self.connected - 1)
+        if reason == self.sio.reason.CLIENT_DISCONNECT:
+            self._answer_pending_poll(sid)
+
+    def _answer_pending_poll(self, sid: str) -> None:
+        """A polling client that says goodbye still has a long-poll GET open, which
+        python-engineio would hold until its timeout (and a python-engineio client waits
+        for it, ~30 s). A NOOP answers it now; the client's read loop then ends."""
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        socket = self.sio.eio.sockets.get(eio_sid) if eio_sid else None
+        if socket is not None and not socket.upgraded and not socket.closed:
+            socket.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))

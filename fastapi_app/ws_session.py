@@ -131,7 +131,6 @@ class WsSession:
             case frames.Pong() | frames.Auth():
                 pass  # a pong only proves liveness; a repeated auth changes nothing
             case frames.Resume():
-                self._prune_jobs(self.client)
                 self.client = self.connections.resume(self.client, frame.client_id, frame.last_seq)
 
     async def _query(self, frame: frames.Query) -> None:
@@ -147,6 +146,7 @@ class WsSession:
             raise frames.FrameError(exc.code, str(exc)) from None
         except QueueClosedError:
             raise frames.FrameError("unavailable", "the server is shutting down") from None
+        self._prune_jobs(client)
         client.active_jobs.add(job.id_hash)
         client.deliver(frames.encode(frames.queued(job.id_hash)), time.monotonic())
 

@@ -37,6 +37,11 @@ class SpeechRequest:
 
 @runtime_checkable
 class SpeechProvider(Protocol):
+    """A speech provider. Optional extras the engine uses when present:
+    ``languages() -> list[str]`` (else the voices' languages are listed) and
+    ``__aenter__`` (awaited by ``SpeechEngine.__aenter__`` to start the provider; a
+    ProviderError there is logged and the provider stays in the chain)."""
+
     name: str
     formats: frozenset[str]
 

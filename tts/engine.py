@@ -231,19 +231,19 @@ class SpeechEngine:
         started = time.perf_counter()
         failures: list[ProviderError] = []
         for provider, request in plan.candidates:
-            chunks = provider.stream(request)
-            try:
-                first = await _first_chunk(chunks)
-            except Exception as exc:  # any failure before the first byte: next provider
-                await _close_quietly(chunks)
-                failures.append(self._failed(provider, exc, falling_back=True))
-                continue
-            elapsed = time.perf_counter() - started
-            metrics.FIRST_BYTE_SECONDS.labels(provider.name).observe(elapsed)
-            async with contextlib.aclosing(chunks):
-                async for chunk in self._rest(provider, request, first, chunks):
-                    yield chunk
-            return
+            async with _closing(provider.stream(request)) as chunks:
+                try:
+                    first = await _first_chunk(chunks)
+                except Exception as exc:  # any failure before the first byte: next provider
+                    failures.append(self._failed(provider, exc, falling_back=True))
+                    continue
+                elapsed = time.perf_counter() - started
+                metrics.FIRST_BYTE_SECONDS.labels(provider.name).observe(elapsed)
+                rest = self._rest(provider, request, first, chunks)
+                async with contextlib.aclosing(rest):
+                    async for chunk in rest:
+                        yield chunk
+                return
         raise AllProvidersFailedError(failures)
 
     async def _rest(
@@ -271,7 +271,10 @@ class SpeechEngine:
             except StopAsyncIteration:
                 break
             except Exception as exc:  # after the first byte there is no way back
-                raise self._failed(provider, exc, falling_back=False) from exc
+                error = self._failed(provider, exc, falling_back=False)
+                if error is exc:
+                    raise
+                raise error from exc
         if kept is not None and self.cache is not None:
             await self.cache.put(_key(provider, request), b"".join(kept))
 
@@ -288,8 +291,9 @@ class SpeechEngine:
     def _failed(
         self, provider: SpeechProvider, exc: Exception, *, falling_back: bool
     ) -> ProviderError:
-        error = exc if isinstance(exc, ProviderError) else None
-        if error is None:
+        if isinstance(exc, ProviderError):
+            error = exc
+        else:
             error = ProviderError(provider.name, f"{type(exc).__name__}: {exc}")
         self.failures[provider.name] += 1
         metrics.FAILURES.labels(provider.name).inc()
@@ -314,14 +318,18 @@ async def _first_chunk(chunks: AsyncIterator[bytes]) -> bytes:
     return b""
 
 
-async def _close_quietly(chunks: AsyncIterator[bytes]) -> None:
-    close = getattr(chunks, "aclose", None)
-    if close is None:
-        return
+@contextlib.asynccontextmanager
+async def _closing(chunks: AsyncIterator[bytes]) -> AsyncIterator[AsyncIterator[bytes]]:
+    """Close a provider's stream however we leave it (done, failed, abandoned)."""
     try:
-        await close()
-    except Exception:  # the provider already failed; its clean-up error adds nothing
-        log.debug("closing a failed speech stream raised", exc_info=True)
+        yield chunks
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception:  # the stream already failed or ended; this adds nothing
+                log.debug("closing a speech stream raised", exc_info=True)
 
 
 def _merge(refusals: list[TTSError]) -> TTSError:

@@ -44,6 +44,9 @@ class NotOneOfError(TTSError, ValueError):
         )
 
 
+_NotOneOf = NotOneOfError  # the earlier private name, kept for existing imports
+
+
 class UnknownVoiceError(NotOneOfError):
     code, what = "unknown_voice", "voice"
 

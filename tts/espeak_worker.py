@@ -90,18 +90,24 @@ class Worker(threading.Thread):
             self.ready.set()
             return
         try:
-            with SHARED.lock:
-                self.sample_rate, self.voices = library.sample_rate, library.list_voices()
-            self.ready.set()
-            while (job := self._take()) is not None:
-                try:
-                    self._process(library, job)
-                except Exception as exc:  # a bug fails one stream; it must not hang it
-                    job.run.segment_finished(ProviderError(NAME, f"internal error: {exc!r}"))
+            self._serve(library)
+        except Exception as exc:  # start() must see why, not wait for a dead thread
+            self.error = exc
+            raise
         finally:
             self.ready.set()
             self._fail_pending()
             SHARED.release()
+
+    def _serve(self, library: Library) -> None:
+        with SHARED.lock:
+            self.sample_rate, self.voices = library.sample_rate, library.list_voices()
+        self.ready.set()
+        while (job := self._take()) is not None:
+            try:
+                self._process(library, job)
+            except Exception as exc:  # a bug fails one stream; it must not hang it
+                job.run.segment_finished(ProviderError(NAME, f"internal error: {exc!r}"))
 
     def _fail_pending(self) -> None:
         with self._cond:

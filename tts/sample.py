@@ -114,6 +114,7 @@ def write_sample(path: Path = SAMPLE_PATH, text: str = SAMPLE_TEXT) -> int:
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a static file is for everyone
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

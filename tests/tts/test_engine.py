@@ -139,6 +139,16 @@ async def test_voice_and_speed_reach_the_provider(engine: SpeechEngine) -> None:
     assert fast < 0.7 * normal
 
 
+async def test_an_abandoned_stream_stops_synthesis() -> None:
+    espeak = EspeakProvider()
+    async with SpeechEngine([espeak]) as speech:
+        stream = speech.stream(" ".join([TEXT] * 30))  # about 60 segments
+        assert await anext(stream)
+        await stream.aclose()  # type: ignore[attr-defined]
+        assert audio.duration(await speech.synthesize("Still here.")) > 0.4
+        assert espeak.segments_synthesized < 10
+
+
 # --- fallback -----------------------------------------------------------------------
 
 

@@ -1,0 +1,73 @@
+"""``python -m flask_app [--host H] [--port P] [--async-mode threading|gevent]
+[--message-queue URL] [--log-level L] [--any-setting ...]``
+
+Flask's own defaults (127.0.0.1:7999, threading) are the flags' defaults, layered over
+``config.Settings``: every other Settings field is a ``GENIE_*`` variable or a
+``--kebab-case`` flag, as for ``python -m fastapi_app``. ``GENIE_HOST`` is honoured;
+``GENIE_PORT`` is not (it is the FastAPI server's port).
+
+gevent mode does NOT monkey-patch threads: the shared core runs on a real OS thread
+(its asyncio loop, the espeak worker) and talks to the hub through ``flask_app.handoff``.
+Only with ``--message-queue`` are sockets, DNS and SSL patched, so the Redis client's
+listener (a greenlet) does not block the hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7999
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(
+        prog="python -m flask_app",
+        description="The legacy Genie server (Flask + Flask-SocketIO).",
+        epilog="Any other config.Settings field: --kebab-case flag or GENIE_* variable.",
+    )
+    parser.add_argument("--host", help=f"address to bind (default: GENIE_HOST or {DEFAULT_HOST})")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port (default: %(default)s)"
+    )
+    parser.add_argument("--async-mode", choices=("threading", "gevent"), default="threading",
+                        help="Flask-SocketIO async mode (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--message-queue", help="e.g. redis://127.0.0.1:6379/0 (multi-process)")
+    parser.add_argument("--log-level", help="logging level (default: GENIE_LOG_LEVEL or info)")
+    return parser.parse_known_args(argv)
+
+
+def _prepare_gevent(message_queue: str | None) -> None:
+    if message_queue:
+        from gevent import monkey
+
+        monkey.patch_socket()
+        monkey.patch_dns()
+        monkey.patch_ssl()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, rest = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.async_mode == "gevent":
+        _prepare_gevent(args.message_queue)
+
+    # Imported only now: after gevent is set up.
+    from config import Settings
+    from flask_app.app import create_app
+    from flask_app.server import serve
+
+    settings = Settings(_cli_parse_args=rest, _cli_prog_name="python -m flask_app")
+    level = (args.log_level or settings.log_level).upper()
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    app = create_app(settings, async_mode=args.async_mode, message_queue=args.message_queue)
+    host = args.host or settings.host or DEFAULT_HOST
+    logging.getLogger("flask_app").info(
+        "Genie Flask server on http://%s:%d (%s)", host, args.port, args.async_mode
+    )
+    serve(app, host, args.port)
+
+
+if __name__ == "__main__":
+    main()

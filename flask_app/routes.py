@@ -1,0 +1,78 @@
+"""The original Genie HTTP routes (DESIGN "Wire protocols"), plus ``/health``.
+
+Handlers stay thin: parse the request, run the work on the core (``Runtime.call``),
+shape the answer. What the answers say comes from ``wire.legacy_http``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, send_file
+
+from config import STATIC_DIR
+from flask_app.core import Core
+from flask_app.runtime import Runtime
+from wire import legacy_http
+
+legacy = Blueprint("legacy", __name__)
+service = Blueprint("service", __name__)
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["genie"]
+
+
+def _text(body: str) -> Response:
+    return Response(body, mimetype="text/plain")
+
+
+def _audio(found: tuple[bytes, str]) -> Response:
+    audio, media_type = found
+    return Response(audio, mimetype=media_type, headers=legacy_http.AUDIO_HEADERS)
+
+
+@legacy.get("/push")
+def push() -> Response:
+    # The raw query string: the original page sends the question unencoded.
+    return _text(runtime().call(Core.push, request.query_string))
+
+
+@legacy.get("/get_queue/<queue_name>")
+def get_queue(queue_name: str) -> Response:
+    return jsonify(runtime().call(Core.listing, queue_name))
+
+
+@legacy.get("/get_tts_audio")
+def get_tts_audio() -> Response:
+    text = request.args.get("tts_text")
+    if text is None:
+        raise legacy_http.missing_param("tts_text")
+    return _audio(runtime().call(Core.speak, text))
+
+
+@legacy.get("/get-answer/<id_hash>")
+def get_answer(id_hash: str) -> Response:
+    return _audio(runtime().call(Core.answer, id_hash))
+
+
+@legacy.get("/delete-snapshot/<id_hash>")
+def delete_snapshot(id_hash: str) -> Response:
+    return _text(runtime().call(Core.delete, id_hash))
+
+
+@legacy.get("/static/<path:path>")
+def static_file(path: str) -> Response:
+    return send_file(legacy_http.static_file(STATIC_DIR, path))
+
+
+@service.get("/health")
+def health() -> dict[str, Any]:
+    rt = runtime()
+    return {
+        "status": "ok",
+        "server": "flask",
+        "async_mode": rt.async_mode,
+        "connections": {"socketio": rt.connected},
+        **rt.call(Core.health),
+    }

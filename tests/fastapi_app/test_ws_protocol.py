@@ -1,0 +1,68 @@
+"""Native /ws: bad input answered with error frames (the socket stays), frame limit 1009,
+sequence numbers (full stage)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import websockets
+
+from tests.fastapi_app.helpers import WsClient
+from tests.servers import ThreadServer
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def server() -> ThreadServer:
+    with ThreadServer(stage="full") as running:
+        yield running
+
+
+async def test_bad_json_gets_an_error_frame_and_the_socket_stays_open(
+    server: ThreadServer,
+) -> None:
+    async with await WsClient.connect(server.ws_url + "/ws") as ws:
+        await ws.conn.send("{this is not json")
+        error = await ws.next("error")
+        assert error["code"] == "bad_json" and error["message"]
+        await ws.conn.send(b"\x00\x01binary")
+        assert (await ws.next("error"))["code"] == "binary_frame"
+        await ws.send(type="teleport")
+        assert (await ws.next("error"))["code"] == "unknown_type"
+        await ws.send(type="query", text=42)
+        assert (await ws.next("error"))["code"] == "bad_field"
+        await ws.send(type="query", text="   ")
+        assert (await ws.next("error"))["code"] == "empty_question"
+        await ws.send(type="query", text="x" * 5001)
+        assert (await ws.next("error"))["code"] == "question_too_long"
+        await ws.send(type="ping")
+        assert (await ws.next("pong"))["type"] == "pong"
+        await ws.send(type="query", text="what is 9 plus 1")
+        answer = (await ws.count("audio_update", 2))[-1]
+        assert "10" in answer["audioURL"]
+
+
+async def test_a_frame_over_64_kib_closes_with_1009(server: ThreadServer) -> None:
+    async with await WsClient.connect(server.ws_url + "/ws") as ws:
+        # Just under the limit is fine (and only too long a question).
+        await ws.send(type="query", text="y" * (60 * 1024))
+        assert (await ws.next("error"))["code"] == "question_too_long"
+        await ws.conn.send(json.dumps({"type": "query", "text": "z" * (65 * 1024)}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.next()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+async def test_every_frame_carries_a_sequence_number(server: ThreadServer) -> None:
+    async with await WsClient.connect(server.ws_url + "/ws") as ws:
+        await ws.send(type="query", text="what is 2 times 3")
+        await ws.count("audio_update", 2)
+        assert ws.of("queued")
+        await ws.send(type="ping")
+        pong = await ws.next("pong")
+    assert all("seq" in frame for frame in ws.seen)
+    data = [f["seq"] for f in ws.seen if f["type"] not in ("connection_established", "pong")]
+    assert data == list(range(1, len(data) + 1))  # data frames: consecutive numbers
+    assert pong["seq"] == data[-1]  # control frames repeat the latest one
