@@ -7,6 +7,7 @@ espeak-ng speech, in-memory queues, SQLite only where a path is given.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -150,7 +151,10 @@ class Settings(BaseSettings):
     @field_validator("tts_providers", mode="before")
     @classmethod
     def _split_chain(cls, value: object) -> object:
-        # Accept "elevenlabs,espeak" as well as a JSON list.
-        if isinstance(value, str) and not value.lstrip().startswith("["):
+        # Accept "elevenlabs,espeak" as well as a JSON list (NoDecode: the env value
+        # arrives as the raw string either way).
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value

@@ -308,8 +308,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="server event loop (python -m fastapi_app uses asyncio.run)")  # fmt: skip
     p.add_argument("--profile", action="store_true",
                    help="py-spy the server during each broadcast window (bench/reports/profiles)")  # fmt: skip
-    p.add_argument("--gc", choices=["default", "off"], default="default",
-                   help="server garbage collector (off: experiment only)")  # fmt: skip
+    p.add_argument("--gc", choices=["default", "off", "tuned"], default="default",
+                   help="server garbage collector experiment (see bench.serve.tune_gc)")  # fmt: skip
     p.add_argument("--server-core", type=int, default=0)
     p.add_argument("--client-core", type=int, default=1)
     return p.parse_args(argv)

@@ -8,7 +8,6 @@ sessions across workers (its WebSocket transport does not).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -40,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     app = create_app(settings)
     server = GenieServer(uvicorn_config(app, settings), app)
-    asyncio.run(server.serve())
+    server.run()  # uvicorn's loop factory: uvloop when installed
 
 
 def _run_options(settings: Settings) -> dict[str, object]:

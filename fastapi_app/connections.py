@@ -80,11 +80,12 @@ class Client:
 
     def control(self, payload: dict[str, Any]) -> None:
         """A control frame (never replayed); it repeats the latest seq."""
+        self.control_encoded(frames.encode(payload))
+
+    def control_encoded(self, body: str) -> None:
         outbox = self.outbox
-        if outbox is None:
-            return
-        body = frames.encode(payload)
-        outbox.push(frames.with_seq(body, self.seq) if self.history is not None else body)
+        if outbox is not None:
+            outbox.push(frames.with_seq(body, self.seq) if self.history is not None else body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +131,13 @@ class ConnectionManager:
             return  # the client resumed on another socket meanwhile
         client.outbox = None
         self.live.pop(client.id, None)
-        if self.draining or code == SERVICE_RESTART:
-            client.detached_at = time.monotonic()  # shutdown: keep jobs for the next start
-        elif client.history is not None and self.options.resume_window > 0:
+        # A shutdown (ours, or the 1012 uvicorn sends) is no client leaving: its jobs stay
+        # in the store for the next start.
+        keep_jobs = self.draining or code == SERVICE_RESTART
+        if client.history is not None and (keep_jobs or self.options.resume_window > 0):
             client.detached_at = time.monotonic()
         else:
-            await self._forget(client)
+            await self._forget(client, gone=not keep_jobs)
 
     def resume(self, temp: Client, old_id: str, last_seq: int) -> Client:
         """Move ``temp``'s socket to the session ``old_id`` and replay what it missed."""
@@ -209,15 +211,16 @@ class ConnectionManager:
         interval = self.options.heartbeat_interval
         if interval is not None:
             deadline = now - self.options.heartbeat_timeout
-            ping_due = now - self._last_ping >= interval
-            if ping_due:
+            ping = None
+            if now - self._last_ping >= interval:
                 self._last_ping = now
+                ping = frames.encode(frames.ping())  # once for everyone
             for client in list(self.live.values()):
                 if client.last_seen < deadline and client.outbox is not None:
                     self.heartbeat_closed += 1
                     client.outbox.close(HEARTBEAT_TIMEOUT, "heartbeat timeout")
-                elif ping_due:
-                    client.control(frames.ping())
+                elif ping is not None:
+                    client.control_encoded(ping)
         if not self.draining:
             expiry = now - self.options.resume_window
             for client in list(self.clients.values()):
@@ -247,10 +250,10 @@ class ConnectionManager:
         if pending:
             await asyncio.wait(pending, timeout=self.options.close_timeout)
 
-    async def _forget(self, client: Client) -> None:
+    async def _forget(self, client: Client, gone: bool = True) -> None:
         self.clients.pop(client.id, None)
         self.live.pop(client.id, None)
-        if self._on_gone is not None:
+        if gone and self._on_gone is not None:
             try:
                 await self._on_gone(client)
             except Exception:

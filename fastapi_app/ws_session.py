@@ -12,6 +12,7 @@ import asyncio
 import logging
 import math
 import time
+from typing import NoReturn
 
 from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocket
@@ -22,6 +23,7 @@ from fastapi_app.errors import error_response
 from fastapi_app.runtime import Runtime
 from fastapi_app.security import AuthError, auth_frame_token, token_from_connection
 from queues.errors import QuestionError, QueueClosedError
+from tts.errors import TTSError
 from wire import frames
 
 log = logging.getLogger(__name__)
@@ -96,7 +98,7 @@ class WsSession:
             await self._refuse(exc.code)
         return subject_of(claims)
 
-    async def _refuse(self, reason: str) -> None:
+    async def _refuse(self, reason: str) -> NoReturn:
         await self.ws.close(POLICY_VIOLATION, reason)
         raise _Rejected
 
@@ -137,6 +139,7 @@ class WsSession:
         client = self.client
         self._check_rate(client)
         if frame.voice is not None:
+            self._check_voice(frame.voice)
             client.voice = frame.voice
         if frame.speed is not None:
             client.speed = frame.speed
@@ -163,6 +166,16 @@ class WsSession:
         raise frames.FrameError(
             "rate_limited", f"too many questions; retry in {wait:g} s", retry_after=wait
         )
+
+    def _check_voice(self, voice: str) -> None:
+        # Checked now: a bad voice would otherwise only show as failing audio URLs. The
+        # engine validates eagerly; the unstarted stream it returns holds nothing.
+        if self.rt.speech is None:
+            return
+        try:
+            self.rt.speech.stream("ok", voice=voice)
+        except TTSError as exc:
+            raise frames.FrameError(exc.code, str(exc)) from None
 
     def _prune_jobs(self, client: Client) -> None:
         # Finished jobs no longer count as active (nothing else removes them).

@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings(_cli_parse_args=rest, _cli_prog_name="python -m flask_app")
     level = (args.log_level or settings.log_level).upper()
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # Werkzeug sets its own logger to INFO unless it has a level: give it ours.
+    logging.getLogger("werkzeug").setLevel(level)
     app = create_app(settings, async_mode=args.async_mode, message_queue=args.message_queue)
     host = args.host or settings.host or DEFAULT_HOST
     logging.getLogger("flask_app").info(

@@ -8,21 +8,27 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
 from flask_app.bridge import CoreUnavailableError
 from flask_app.handoff import CoreTimeoutError
 from queues.errors import QueueError
 from tts.errors import TTSError
-from wire.legacy_http import HttpError, error_for
+from wire.legacy_http import APPLICATION_JSON, HttpError, error_for, json_bytes
 
 log = logging.getLogger(__name__)
 
 
+def json_response(body: Any, status: int = 200) -> Response:
+    """JSON rendered exactly as the FastAPI app renders it (no sorting, no newline)."""
+    return Response(json_bytes(body), status, mimetype=APPLICATION_JSON)
+
+
 def _answer(error: HttpError) -> tuple[Response, int]:
-    return jsonify(error.body()), error.status
+    return json_response(error.body()), error.status
 
 
 def _http_error(exc: HttpError) -> tuple[Response, int]:

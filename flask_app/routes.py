@@ -6,12 +6,11 @@ shape the answer. What the answers say comes from ``wire.legacy_http``.
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import Blueprint, Response, current_app, jsonify, request, send_file
+from flask import Blueprint, Response, current_app, request, send_file
 
 from config import STATIC_DIR
 from flask_app.core import Core
+from flask_app.errors import json_response
 from flask_app.runtime import Runtime
 from wire import legacy_http
 
@@ -40,7 +39,7 @@ def push() -> Response:
 
 @legacy.get("/get_queue/<queue_name>")
 def get_queue(queue_name: str) -> Response:
-    return jsonify(runtime().call(Core.listing, queue_name))
+    return json_response(runtime().call(Core.listing, queue_name))
 
 
 @legacy.get("/get_tts_audio")
@@ -67,12 +66,14 @@ def static_file(path: str) -> Response:
 
 
 @service.get("/health")
-def health() -> dict[str, Any]:
+def health() -> Response:
     rt = runtime()
-    return {
-        "status": "ok",
-        "server": "flask",
-        "async_mode": rt.async_mode,
-        "connections": {"socketio": rt.connected},
-        **rt.call(Core.health),
-    }
+    return json_response(
+        {
+            "status": "ok",
+            "server": "flask",
+            "async_mode": rt.async_mode,
+            "connections": {"socketio": rt.connected},
+            **rt.call(Core.health),
+        }
+    )

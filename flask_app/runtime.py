@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 # Longest a request waits for the core (a 5,000-character text takes well under it).
 CALL_TIMEOUT = 60.0
+# Longest a shutdown waits for the Socket.IO clients' close packets to go out.
+GOODBYE_TIMEOUT = 5.0
 
 
 class Runtime:
@@ -59,16 +61,29 @@ class Runtime:
 
     def stop(self, timeout: float = 30.0) -> None:
         self.clock.stop()
-        try:
-            # Close frames / disconnect packets now, rather than dropped connections.
-            self.socketio.server.eio.disconnect()
-        except Exception:
-            log.exception("disconnecting Socket.IO clients failed")
+        self._say_goodbye(timeout)
         self.bridge.stop(timeout)
         self.handoff.close()
         if self._drainer is not None:
             self._drainer.join(timeout)
         self.socketio.server.shutdown()
+
+    def _say_goodbye(self, timeout: float) -> None:
+        """Disconnect every Socket.IO client (a close packet, not a dropped connection).
+
+        In a task, with a time limit: python-engineio waits for each socket's writer to
+        flush, and a writer that already ended (its client left at the same moment)
+        would make it wait forever.
+        """
+
+        def disconnect_all() -> None:
+            try:
+                self.socketio.server.eio.disconnect()
+            except Exception:
+                log.exception("disconnecting Socket.IO clients failed")
+
+        task = self.socketio.start_background_task(disconnect_all)
+        task.join(min(timeout, GOODBYE_TIMEOUT))
 
     def client_connected(self) -> None:
         with self._lock:

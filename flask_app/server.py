@@ -78,7 +78,9 @@ def _serve_threading(app: Flask, host: str, port: int) -> None:
         # Werkzeug's serve_forever ends quietly on KeyboardInterrupt (Ctrl-C does the same).
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+    # SIGINT too: a process started in the background inherits it ignored.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, interrupt)
     socketio_of(app).run(
         app,
         host=host,

@@ -129,7 +129,8 @@ class ThreadServer(_Urls):
 
 
 class ProcessServer(_Urls):
-    def __init__(self, **settings: Any) -> None:
+    def __init__(self, *args: str, **settings: Any) -> None:
+        self.args = list(args)  # extra command-line flags, e.g. "--stage", "mvp"
         self.settings = {"log_level": "warning", **settings}
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -147,6 +148,7 @@ class ProcessServer(_Urls):
 
     def start(self) -> ProcessServer:
         cmd = [sys.executable, "-m", "fastapi_app", "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd += self.args
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self._env(), stderr=self._log)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

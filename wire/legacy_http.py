@@ -13,6 +13,7 @@ or running 409, queues not running or every speech provider failed 503.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from tts.errors import ProviderError, TextTooLongError, TTSError
 from wire import legacy
 
 TEXT_PLAIN = "text/plain; charset=utf-8"
+APPLICATION_JSON = "application/json"
 # Headers of every audio answer: play in the page, never reuse a stale answer.
 AUDIO_HEADERS = {"Content-Disposition": "inline", "Cache-Control": "no-cache"}
 # The original page asks for these names; the JSON key echoes the one asked for.
@@ -47,6 +49,13 @@ class HttpError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, **self.extra}
+
+
+def json_bytes(body: Any) -> bytes:
+    """A JSON body, byte for byte as Starlette's ``JSONResponse`` renders it."""
+    return json.dumps(
+        body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
 
 
 def status_for(exc: QueueError | TTSError) -> int:

@@ -81,9 +81,14 @@ def assert_one_after_another(page: Any) -> None:
     """On the answer player every play waits for the previous one to end (no cut-offs)."""
     events = [(m["kind"], m["url"]) for m in pagekit.media_log(page) if m["player"] == "player"]
     assert not [e for e in events if e[0] == "error"], events
-    for before, after in zip(events, events[1:], strict=False):
-        if after[0] == "play":
-            assert before == ("ended", before[1]), f"play started before the last ended: {events}"
+    playing = None
+    for kind, url in events:
+        if kind == "play":
+            assert playing is None, f"{url} started while {playing} played: {events}"
+            playing = url
+        else:
+            assert url == playing, f"{url} ended but {playing} was playing: {events}"
+            playing = None
 
 
 def replay_answer(page: Any, base: str, job_id: str) -> None:

@@ -18,13 +18,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import engineio
+import engineio.async_socket
+import engineio.exceptions
 import httpx
 import pytest
 import socketio
 import uvicorn
 import websockets
+from engineio import packet as eio_packet
 
-from fastapi_app.sio_manager import BroadcastManager
+from fastapi_app.sio_manager import BroadcastManager, LeanPoll
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
@@ -322,3 +326,98 @@ async def test_broadcast_creates_no_task_per_recipient(server: Server) -> None:
         assert created == expected
         for client in clients:
             assert await client.next() == ("todo_update", {"value": 1})
+
+
+# --- LeanPoll against engineio's own AsyncSocket.poll ---------------------------------------
+
+
+def _eio_socket(timeout: float = 5.0) -> Any:
+    server = engineio.AsyncServer(
+        async_mode="asgi", ping_interval=timeout / 2, ping_timeout=timeout / 2
+    )
+    return engineio.async_socket.AsyncSocket(server, "sid")
+
+
+def _pkt(data: str) -> eio_packet.Packet:
+    return eio_packet.Packet(eio_packet.MESSAGE, data)
+
+
+async def _drain(poll: Callable[[], Any], socket: Any, calls: int) -> list[list[Any]]:
+    got = []
+    for _ in range(calls):
+        if socket.queue.empty():
+            break
+        got.append([p.data for p in await poll()])
+    await asyncio.wait_for(socket.queue.join(), WAIT)  # every get was task_done'd
+    return got
+
+
+@pytest.mark.parametrize(
+    "queued",
+    [["a"], ["a", "b", "c"], ["a", None, "b"], [None], ["a", None, None, "b"]],
+    ids=["one", "batch", "end-marker-mid", "end-marker", "two-markers"],
+)
+async def test_lean_poll_returns_what_engineio_poll_returns(queued: list[str | None]) -> None:
+    results = []
+    for make_poll in (lambda s: s.poll, LeanPoll):
+        socket = _eio_socket()
+        for item in queued:
+            socket.queue.put_nowait(None if item is None else _pkt(item))
+        results.append(await _drain(make_poll(socket), socket, len(queued)))
+    upstream, lean = results
+    assert lean == upstream
+
+
+async def test_lean_poll_waits_for_a_packet() -> None:
+    socket = _eio_socket()
+    poll = asyncio.create_task(LeanPoll(socket)())
+    await asyncio.sleep(0)
+    assert not poll.done()
+    socket.queue.put_nowait(_pkt("late"))
+    assert [p.data for p in await asyncio.wait_for(poll, WAIT)] == ["late"]
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["upstream", "lean"])
+async def test_idle_poll_times_out_with_queue_empty(lean: bool) -> None:
+    socket = _eio_socket(timeout=0.1)
+    poll = LeanPoll(socket) if lean else socket.poll
+    with pytest.raises(engineio.exceptions.QueueEmpty):
+        await asyncio.wait_for(poll(), WAIT)
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["upstream", "lean"])
+async def test_cancelled_poll_raises_queue_empty(lean: bool) -> None:
+    socket = _eio_socket()
+    poll = LeanPoll(socket) if lean else socket.poll
+    seen: list[BaseException] = []
+
+    async def writer() -> None:
+        try:
+            await poll()
+        except BaseException as exc:
+            seen.append(exc)
+
+    task = asyncio.create_task(writer())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert [type(e) for e in seen] == [engineio.exceptions.QueueEmpty]
+
+
+async def test_lean_poll_timeout_counts_from_the_start_of_each_wait() -> None:
+    # Waits of 0.05 s, back to back for longer than the 0.5 s timeout: the watchdog armed
+    # by the first wait must re-arm, not fire.
+    socket = _eio_socket(timeout=0.5)
+    poll = LeanPoll(socket)
+    loop = asyncio.get_running_loop()
+    for n in range(15):
+        loop.call_later(0.05, socket.queue.put_nowait, _pkt(str(n)))
+        assert [p.data for p in await poll()] == [str(n)]
+
+
+async def test_broadcast_manager_installs_lean_poll(server: Server) -> None:
+    async with listeners(server, ("websocket", "polling")) as clients:
+        for client in clients:
+            eio_sid = server.sio.manager.eio_sid_from_sid(client.sid, "/")
+            installed = isinstance(server.sio.eio.sockets[eio_sid].poll, LeanPoll)
+            assert installed is (server.manager == "broadcast")

@@ -4,12 +4,16 @@ sequence numbers (full stage)."""
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 import websockets
 
+from fastapi_app.features import Features, StageConfigError
+from tests.audio import duration
 from tests.fastapi_app.helpers import WsClient
-from tests.servers import ThreadServer
+from tests.servers import ThreadServer, server_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -66,3 +70,24 @@ async def test_every_frame_carries_a_sequence_number(server: ThreadServer) -> No
     data = [f["seq"] for f in ws.seen if f["type"] not in ("connection_established", "pong")]
     assert data == list(range(1, len(data) + 1))  # data frames: consecutive numbers
     assert pong["seq"] == data[-1]  # control frames repeat the latest one
+
+
+async def test_voice_and_speed_of_a_query_reach_its_audio_urls(server: ThreadServer) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        voice = (await http.get("/api/voices")).json()["voices"][0]["id"]
+        async with await WsClient.connect(server.ws_url + "/ws") as ws:
+            await ws.send(type="query", text="what is 1 plus 1", voice="no-such-voice")
+            assert (await ws.next("error"))["code"] == "unknown_voice"
+            await ws.send(type="query", text="what is 1 plus 1", voice=voice, speed=1.5)
+            answer = (await ws.count("audio_update", 2))[-1]["audioURL"]
+            query = parse_qs(urlsplit(answer).query)
+            assert query["voice"] == [voice] and query["speed"] == ["1.5"]
+            assert query["client_id"] == [ws.client_id]  # ties the stream to this socket
+            audio = await http.get(answer)
+            assert audio.status_code == 200 and duration(audio.content) > 0.3
+
+
+def test_auth_is_refused_outside_the_full_stage() -> None:
+    settings = server_settings(stage="mvp", jwt_secret="a-secret-for-a-stage-without-auth")
+    with pytest.raises(StageConfigError):
+        Features.for_settings(settings)

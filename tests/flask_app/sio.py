@@ -1,0 +1,63 @@
+"""A legacy page stand-in: a real python-socketio client that logs every event in order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import socketio
+
+EVENTS = (
+    "time_update",
+    "todo_update",
+    "run_update",
+    "done_update",
+    "dead_update",
+    "audio_update",
+    "notification_sound_update",
+)
+WAIT = 15.0
+
+
+class EventLog:
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.log: list[tuple[str, Any]] = []  # (event, data) in arrival order
+        self._changed = asyncio.Event()
+        for name in EVENTS:
+            self.sio.on(name, self._recorder(name))
+
+    def _recorder(self, name: str) -> Callable[[Any], Any]:
+        async def record(data: Any) -> None:
+            self.log.append((name, data))
+            self._changed.set()
+
+        return record
+
+    async def connect(self, url: str, transport: str) -> EventLog:
+        await self.sio.connect(url, transports=[transport], wait_timeout=10)
+        assert self.sio.transport() == transport
+        return self
+
+    def of(self, name: str) -> list[Any]:
+        return [data for event, data in self.log if event == name]
+
+    def without_clock(self) -> list[tuple[str, Any]]:
+        return [(event, data) for event, data in self.log if event != "time_update"]
+
+    async def wait_for(
+        self, name: str, count: int = 1, where: Callable[[Any], bool] | None = None
+    ) -> list[Any]:
+        """Wait until ``count`` events ``name`` (matching ``where``) have arrived."""
+        with anyio.fail_after(WAIT):
+            while True:
+                found = [d for d in self.of(name) if where is None or where(d)]
+                if len(found) >= count:
+                    return found
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def close(self) -> None:
+        await self.sio.disconnect()
