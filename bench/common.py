@@ -139,7 +139,7 @@ class ServerProcess:
 
     def __enter__(self) -> ServerProcess:
         env = {**os.environ, **self.env}
-        self.proc = subprocess.Popen(  # noqa: S603 - our own argv
+        self.proc = subprocess.Popen(
             taskset_prefix(self.core) + self.argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL
         )
         try:
@@ -204,7 +204,9 @@ def write_report(name: str, title: str, markdown: list[str], data: dict[str, Any
     return base.with_suffix(".md")
 
 
-def md_table(headers: Sequence[str], rows: Iterator[Sequence[Any]] | list[Sequence[Any]]) -> list[str]:
+def md_table(
+    headers: Sequence[str], rows: Iterator[Sequence[Any]] | list[Sequence[Any]]
+) -> list[str]:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return lines

@@ -97,9 +97,13 @@ async def measure(
             totals.append(result[1])
             sizes.append(result[2])
     return Cell(
-        chars, concurrency, summary(firsts), summary(totals),
-        sum(sizes) / max(len(sizes), 1) / 1024, errors,
-    )  # fmt: skip
+        chars,
+        concurrency,
+        summary(firsts),
+        summary(totals),
+        sum(sizes) / max(len(sizes), 1) / 1024,
+        errors,
+    )
 
 
 def request_count(chars: int, concurrency: int, quick: bool) -> int:
@@ -146,25 +150,44 @@ def ratios(cells: list[Cell]) -> list[tuple[int, float]]:
     for conc in sorted({c.concurrency for c in cells}):
         by_len = {c.chars: c for c in cells if c.concurrency == conc}
         if 100 in by_len and 5000 in by_len:
-            out.append(
-                (conc, by_len[5000].first_byte_ms["p50"] / by_len[100].first_byte_ms["p50"])
-            )
+            out.append((conc, by_len[5000].first_byte_ms["p50"] / by_len[100].first_byte_ms["p50"]))
     return out
 
 
 def report(cells: list[Cell], args: argparse.Namespace) -> None:
     rows = [
-        [c.chars, c.concurrency, fmt(c.first_byte_ms["p50"]), fmt(c.first_byte_ms["p99"]),
-         fmt(c.first_byte_ms["max"]), fmt(c.total_ms["p50"]), fmt(c.total_ms["p99"]),
-         f"{c.audio_kb:.0f}", c.first_byte_ms["n"], c.errors]
+        [
+            c.chars,
+            c.concurrency,
+            fmt(c.first_byte_ms["p50"]),
+            fmt(c.first_byte_ms["p99"]),
+            fmt(c.first_byte_ms["max"]),
+            fmt(c.total_ms["p50"]),
+            fmt(c.total_ms["p99"]),
+            f"{c.audio_kb:.0f}",
+            c.first_byte_ms["n"],
+            c.errors,
+        ]
         for c in cells
-    ]  # fmt: skip
+    ]
     md = md_table(
-        ["chars", "concurrent", "first byte p50 ms", "p99 ms", "max ms", "total p50 ms",
-         "total p99 ms", "KB", "n", "errors"],
+        [
+            "chars",
+            "concurrent",
+            "first byte p50 ms",
+            "p99 ms",
+            "max ms",
+            "total p50 ms",
+            "total p99 ms",
+            "KB",
+            "n",
+            "errors",
+        ],
         rows,
-    )  # fmt: skip
-    ratio_lines = [f"- {conc} concurrent: first byte p50 5000/100 = {r:.2f}" for conc, r in ratios(cells)]
+    )
+    ratio_lines = [
+        f"- {conc} concurrent: first byte p50 5000/100 = {r:.2f}" for conc, r in ratios(cells)
+    ]
     md += ["", "Ratios:", "", *ratio_lines, "", f"Server: `{args.command}`", f"Targets: {TARGETS}"]
     data: dict[str, Any] = {"cells": [asdict(c) for c in cells], "targets": TARGETS}
     path = write_report("get_audio", "GET /api/get-audio first byte and total", md, data)

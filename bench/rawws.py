@@ -181,42 +181,45 @@ class WsClient(asyncio.Protocol):
 
 
 async def connect(
-    port: int, dialect: str, on_event: OnEvent, *, path: str | None = None, timeout: float = 30.0
+    port: int, dialect: str, on_event: OnEvent, *, path: str | None = None, within: float = 30.0
 ) -> WsClient:
     """Open one connection to 127.0.0.1:``port`` and wait until the server greeted it."""
     loop = asyncio.get_running_loop()
     path = path or (NATIVE_PATH if dialect == "native" else SOCKETIO_PATH)
     host = f"127.0.0.1:{port}"
     _, client = await asyncio.wait_for(
-        loop.create_connection(
-            lambda: WsClient(host, path, dialect, on_event), "127.0.0.1", port
-        ),
-        timeout,
+        loop.create_connection(lambda: WsClient(host, path, dialect, on_event), "127.0.0.1", port),
+        within,
     )
-    await asyncio.wait_for(asyncio.shield(client.ready), timeout)
+    await asyncio.wait_for(asyncio.shield(client.ready), within)
     return client
 
 
 async def connect_many(
-    port: int, dialect: str, count: int, on_event: OnEvent, *, parallel: int = 100,
-    timeout: float = 120.0,
-) -> list[WsClient]:  # fmt: skip
-    """Open ``count`` connections, ``parallel`` handshakes at a time, all within ``timeout``."""
+    port: int,
+    dialect: str,
+    count: int,
+    on_event: OnEvent,
+    *,
+    parallel: int = 100,
+    within: float = 120.0,
+) -> list[WsClient]:
+    """Open ``count`` connections, ``parallel`` handshakes at a time, all within ``within`` s."""
     gate = asyncio.Semaphore(parallel)
 
     async def one() -> WsClient:
         async with gate:
             return await connect(port, dialect, on_event)
 
-    return await asyncio.wait_for(asyncio.gather(*(one() for _ in range(count))), timeout)
+    return await asyncio.wait_for(asyncio.gather(*(one() for _ in range(count))), within)
 
 
-async def close_all(clients: list[WsClient], timeout: float = 10.0) -> None:
+async def close_all(clients: list[WsClient], within: float = 10.0) -> None:
     for client in clients:
         client.close()
     pending = [c.closed for c in clients if not c.closed.done()]
     if pending:
-        _, still_open = await asyncio.wait(pending, timeout=timeout)
+        _, still_open = await asyncio.wait(pending, timeout=within)
         for client in clients:
             if not client.closed.done():
                 client.abort()

@@ -130,9 +130,14 @@ def minimal_server(port: int, sio_manager: str) -> uvicorn.Server:
     install_bench_routes(api, lambda: broadcast)
     app = socketio.ASGIApp(sio, other_asgi_app=api)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, ws="websockets-sansio", ws_per_message_deflate=False,
-        log_level="warning", access_log=False,
-    )  # fmt: skip
+        app,
+        host="127.0.0.1",
+        port=port,
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+        log_level="warning",
+        access_log=False,
+    )
     return uvicorn.Server(config)
 
 

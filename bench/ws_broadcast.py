@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -120,15 +121,30 @@ def start_profiler(pid: int, scenario: Scenario, count: int) -> subprocess.Popen
     PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     out = PROFILE_DIR / f"{scenario.target}-{scenario.clients}-{time.strftime('%H%M%S')}.txt"
     seconds = max(1, int(count / scenario.rate))
-    argv = ["py-spy", "record", "-p", str(pid), "-d", str(seconds), "-r", "250", "-f", "raw",
-            "-o", str(out), "--nonblocking"]  # fmt: skip
+    argv = [
+        "py-spy",
+        "record",
+        "-p",
+        str(pid),
+        "-d",
+        str(seconds),
+        "-r",
+        "250",
+        "-f",
+        "raw",
+        "-o",
+        str(out),
+        "--nonblocking",
+    ]
     print(f"profiling {scenario.target} n={scenario.clients} -> {out}", flush=True)
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def start_broadcasts(port: int, rate: float, count: int, t0: float) -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-        response = await http.post("/_bench/broadcast", params={"rate": rate, "count": count, "t0": t0})
+        response = await http.post(
+            "/_bench/broadcast", params={"rate": rate, "count": count, "t0": t0}
+        )
         response.raise_for_status()
 
 
@@ -144,13 +160,11 @@ async def measure_broadcasts(
     cpu_before = cpu_seconds(server.pid)
     profiler = start_profiler(server.pid, scenario, count) if PROFILE_DIR else None
     deadline = (count - 1) / scenario.rate + 10.0  # generous: a slow server still ends
-    try:
+    with contextlib.suppress(TimeoutError):  # what never arrived is reported as lost
         await asyncio.wait_for(collector.done.wait(), t0 - time.time() + deadline)
-    except TimeoutError:
-        pass  # reported as lost deliveries
     cpu = cpu_seconds(server.pid) - cpu_before
     if profiler is not None:
-        profiler.wait(timeout=60)
+        await asyncio.to_thread(profiler.wait, 60)
     return cpu, max(collector.last_arrival - t0, 1e-9)
 
 
@@ -181,14 +195,15 @@ async def job_round_trips(port: int, jobs: int) -> dict[str, Any]:
 
 async def run_once(scenario: Scenario, run: int, args: argparse.Namespace) -> RunResult:
     port = free_port()
-    argv = [python(), "-m", "bench.serve", "--port", str(port), "--app", args.app,
-            "--sio-manager", scenario.sio_manager, "--loop", args.loop, "--gc", args.gc]  # fmt: skip
+    options = {"--port": port, "--app": args.app, "--sio-manager": scenario.sio_manager,
+               "--loop": args.loop, "--gc": args.gc}  # fmt: skip
+    argv = [python(), "-m", "bench.serve", *(str(x) for pair in options.items() for x in pair)]
     collector = Collector()
     with ServerProcess(argv, port, core=args.server_core, env=SERVER_ENV) as server:
         await asyncio.sleep(1.0)
         rss_before = rss_kb(server.pid)
         clients = await rawws.connect_many(
-            port, scenario.dialect, scenario.clients, collector.on_event, timeout=300
+            port, scenario.dialect, scenario.clients, collector.on_event, within=300
         )
         try:
             await asyncio.sleep(2.0)
@@ -201,11 +216,17 @@ async def run_once(scenario: Scenario, run: int, args: argparse.Namespace) -> Ru
             await rawws.close_all(clients)
     received = len(collector.latencies)
     return RunResult(
-        scenario=scenario, run=run, latency_ms=summary(collector.latencies),
-        cpu_us_per_delivery=cpu / max(received, 1) * 1e6, deliveries=received,
-        expected=collector.expected, deliveries_per_s=received / window,
-        rss_kb_per_client=rss_per_client, job=job, command=server.command,
-    )  # fmt: skip
+        scenario=scenario,
+        run=run,
+        latency_ms=summary(collector.latencies),
+        cpu_us_per_delivery=cpu / max(received, 1) * 1e6,
+        deliveries=received,
+        expected=collector.expected,
+        deliveries_per_s=received / window,
+        rss_kb_per_client=rss_per_client,
+        job=job,
+        command=server.command,
+    )
 
 
 def print_result(r: RunResult) -> None:
@@ -259,34 +280,70 @@ def report(results: list[RunResult], args: argparse.Namespace) -> None:
     rows = []
     for r in results:
         s, lat = r.scenario, r.latency_ms
-        rows.append([
-            s.target, s.clients, f"{s.rate:g}", r.run, fmt(lat["p50"]), fmt(lat["p95"]),
-            fmt(lat["p99"]), fmt(lat["max"]), fmt(r.cpu_us_per_delivery),
-            f"{r.deliveries_per_s:,.0f}", fmt(r.rss_kb_per_client, 1), r.expected - r.deliveries,
-        ])  # fmt: skip
+        rows.append(
+            [
+                s.target,
+                s.clients,
+                f"{s.rate:g}",
+                r.run,
+                fmt(lat["p50"]),
+                fmt(lat["p95"]),
+                fmt(lat["p99"]),
+                fmt(lat["max"]),
+                fmt(r.cpu_us_per_delivery),
+                f"{r.deliveries_per_s:,.0f}",
+                fmt(r.rss_kb_per_client, 1),
+                r.expected - r.deliveries,
+            ]
+        )
     md = md_table(
-        ["target", "clients", "rate/s", "run", "p50 ms", "p95 ms", "p99 ms", "max ms",
-         "CPU us/delivery", "deliveries/s", "RSS KB/client", "lost"],
+        [
+            "target",
+            "clients",
+            "rate/s",
+            "run",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "max ms",
+            "CPU us/delivery",
+            "deliveries/s",
+            "RSS KB/client",
+            "lost",
+        ],
         rows,
-    )  # fmt: skip
+    )
     jobs = [r for r in results if r.job]
     if jobs:
         md += ["", "Job pushed -> its audio_update (native /ws):", ""]
         md += md_table(
             ["clients", "run", "first p50 ms", "first p99 ms", "answer p50 ms", "answer p99 ms"],
-            [[r.scenario.clients, r.run, fmt(r.job["first_audio_update_ms"]["p50"]),
-              fmt(r.job["first_audio_update_ms"]["p99"]),
-              fmt(r.job["answer_audio_update_ms"]["p50"]),
-              fmt(r.job["answer_audio_update_ms"]["p99"])] for r in jobs if r.job],
-        )  # fmt: skip
+            [
+                [
+                    r.scenario.clients,
+                    r.run,
+                    fmt(r.job["first_audio_update_ms"]["p50"]),
+                    fmt(r.job["first_audio_update_ms"]["p99"]),
+                    fmt(r.job["answer_audio_update_ms"]["p50"]),
+                    fmt(r.job["answer_audio_update_ms"]["p99"]),
+                ]
+                for r in jobs
+                if r.job
+            ],
+        )
     ratios = ratio_lines(results)
     md += ["", "Ratios:", "", *(ratios or ["- (run both sio targets for the ratio)"])]
     md += ["", "Server commands:", "", *sorted({f"- `{r.command}`" for r in results})]
     md += ["", f"Targets (issue 4): {TARGETS}"]
     path = write_report(
-        "ws_broadcast", f"Broadcast fan-out ({args.app} app)", md,
-        {"results": [asdict(r) for r in results], "targets": {str(k): v for k, v in TARGETS.items()}},
-    )  # fmt: skip
+        "ws_broadcast",
+        f"Broadcast fan-out ({args.app} app)",
+        md,
+        {
+            "results": [asdict(r) for r in results],
+            "targets": {str(k): v for k, v in TARGETS.items()},
+        },
+    )
     print("\n".join(["", *ratios, f"report: {path}"]))
 
 
@@ -304,12 +361,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-job", dest="job", action="store_false", help="skip job round-trips")
     p.add_argument("--job-clients", type=int, default=200)
     p.add_argument("--jobs", type=int, default=50)
-    p.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio",
-                   help="server event loop (python -m fastapi_app uses asyncio.run)")  # fmt: skip
-    p.add_argument("--profile", action="store_true",
-                   help="py-spy the server during each broadcast window (bench/reports/profiles)")  # fmt: skip
-    p.add_argument("--gc", choices=["default", "off", "tuned"], default="default",
-                   help="server garbage collector experiment (see bench.serve.tune_gc)")  # fmt: skip
+    p.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="server event loop (python -m fastapi_app uses asyncio.run)",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the server while it broadcasts (bench/reports/profiles)",
+    )
+    p.add_argument(
+        "--gc",
+        choices=["default", "off", "tuned"],
+        default="default",
+        help="server GC experiment (see bench.serve.tune_gc)",
+    )
     p.add_argument("--server-core", type=int, default=0)
     p.add_argument("--client-core", type=int, default=1)
     return p.parse_args(argv)

@@ -118,8 +118,7 @@ class ConnectionManager:
     def open(self, ws: WebSocket, subject: str | None = None) -> Client:
         """Register an accepted socket as a new client and greet it."""
         client = Client(str(uuid.uuid4()), subject, self.options.history)
-        client.outbox = Outbox(ws, self.options.queue_size, self.stats)
-        client.outbox.start()
+        client.outbox = Outbox(ws.send, self.options.queue_size, self.stats)
         self.clients[client.id] = self.live[client.id] = client
         client.control(frames.connection_established(client.id))
         return client

@@ -12,9 +12,16 @@ only *how* the packets are handed over: it puts the already-encoded Engine.IO pa
 straight into each recipient socket's outgoing queue with ``put_nowait``. That queue is
 the one ``AsyncSocket.send`` feeds and the socket's own writer (websocket) or the next
 long-poll (polling) drains, so per-socket ordering, framing and slow-client isolation
-are those of python-engineio; the wire is byte-for-byte the same.
+are those of python-engineio; the wire is byte-for-byte the same (and, unlike the
+parent, one binary broadcast to websocket and polling clients at once works).
 
 Emits with a callback (each recipient needs its own ack id) go to the parent class.
+
+The other half of the cost sits in python-engineio: each socket's writer waits for its
+next packet with ``asyncio.wait_for``, i.e. a new Task and a timer per packet sent.
+:class:`LeanPoll` is a drop-in for that one method (``AsyncSocket.poll``), installed on
+each socket as it connects (``BroadcastManager(lean_poll=False)`` leaves engineio's).
+Profiles and figures: ``python -m bench.ws_broadcast`` (see bench/ws_broadcast.py).
 
 Usage::
 
@@ -74,16 +81,8 @@ class BroadcastManager(socketio.AsyncManager):
     ) -> None:
         if callback is not None:
             # Each recipient gets a distinct ack id, so nothing can be shared.
-            await super().emit(
-                event,
-                data,
-                namespace,
-                room=room,
-                skip_sid=skip_sid,
-                callback=callback,
-                to=to,
-                **kwargs,
-            )
+            kwargs.update(room=room, skip_sid=skip_sid, callback=callback, to=to)
+            await super().emit(event, data, namespace, **kwargs)
             return
         room = to or room
         if namespace not in self.rooms:

@@ -12,6 +12,7 @@ from flask import Flask, url_for
 from flask_socketio import SocketIO
 
 from config import Settings
+from flask_app import client_config
 from flask_app.errors import install_error_handlers
 from flask_app.routes import legacy, service
 from flask_app.runtime import Runtime
@@ -52,6 +53,7 @@ def create_app(
     )
     app.register_blueprint(legacy)
     app.register_blueprint(service)
+    app.register_blueprint(client_config.create_blueprint(settings))
     install_error_handlers(app)
     with app.test_request_context():
         audio_path = url_for("legacy.get_tts_audio")

@@ -27,7 +27,7 @@ R = TypeVar("R")
 # Longest a request waits for the core (a 5,000-character text takes well under it).
 CALL_TIMEOUT = 60.0
 # Longest a shutdown waits for the Socket.IO clients' close packets to go out.
-GOODBYE_TIMEOUT = 5.0
+GOODBYE_TIMEOUT = 2.0
 
 
 class Runtime:
@@ -71,9 +71,10 @@ class Runtime:
     def _say_goodbye(self, timeout: float) -> None:
         """Disconnect every Socket.IO client (a close packet, not a dropped connection).
 
-        In a task, with a time limit: python-engineio waits for each socket's writer to
-        flush, and a writer that already ended (its client left at the same moment)
-        would make it wait forever.
+        In a task, with a time limit: python-engineio's ``Socket.close()`` joins the
+        socket's send queue, and when the client answers the close packet quickly its
+        handler puts one more item in that queue after the writer has gone, so the join
+        can wait forever (python-engineio 4.x, both async modes).
         """
 
         def disconnect_all() -> None:

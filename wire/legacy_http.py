@@ -33,7 +33,7 @@ TEXT_PLAIN = "text/plain; charset=utf-8"
 APPLICATION_JSON = "application/json"
 # Headers of every audio answer: play in the page, never reuse a stale answer.
 AUDIO_HEADERS = {"Content-Disposition": "inline", "Cache-Control": "no-cache"}
-# The original page asks for these names; the JSON key echoes the one asked for.
+# The names the original page asks for (``legacy.QUEUE_NAMES`` also takes "running").
 QUEUE_NAMES = ("todo", "run", "done", "dead")
 
 
@@ -115,8 +115,8 @@ def pushed(job: Job) -> str:
 
 
 def checked_queue_name(name: str) -> str:
-    """``name`` if the page may ask for it (case and spelling exact, as the original)."""
-    if name not in QUEUE_NAMES:
+    """``name`` if it names a queue (case and spelling exact, as the original)."""
+    if name not in legacy.QUEUE_NAMES:
         raise unknown_queue(name)
     return name
 

@@ -85,7 +85,8 @@ class Decision:
 
 def parse_bucket(value: str | None) -> int | None:
     """The bucket of a cookie value; None when missing or not a bucket (then a new one)."""
-    if value is None or not value.isdigit() or len(value) > 5:
+    # isascii(): str.isdigit() also accepts "²" and other digits int() refuses.
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 5:
         return None
     bucket = int(value)
     return bucket if bucket < BUCKETS else None

@@ -1,28 +1,23 @@
-"""What the browser tests share: the two servers as real processes, an init script that
-records what the page plays, and small readers of the page's state.
+"""What the browser tests share: the servers as real processes (``tests.flask_app.launch``,
+the parity suite's launcher), an init script that records what the page plays, and small
+readers of the page's state.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from tests.servers import ROOT, ProcessServer, free_port
+from config import Settings
+from tests.flask_app.launch import ServerProcess, fastapi_server, flask_server
+from tests.servers import ROOT, ThreadServer
 
 SHOTS = ROOT / "test-results" / "browser"
 SOUND = "/static/sounds/gentle-gong.mp3"
 WAIT_MS = 20_000
-START_TIMEOUT = 30.0
 
 # Wraps HTMLMediaElement.play (used by <audio> and by new Audio()) to record every URL
 # the page plays, and when each element ends or fails; watches the count badges.
@@ -62,58 +57,31 @@ RECORDER = """
 """
 
 
-class FlaskProcess:
-    """``python -m flask_app`` on a free loopback port, GENIE_* settings in its env."""
-
-    def __init__(self, **settings: Any) -> None:
-        self.settings = {"log_level": "warning", **settings}
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
-
-    def __enter__(self) -> FlaskProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GENIE_")}
-        for name, value in self.settings.items():
-            env[f"GENIE_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
-        env["PYTHONPATH"] = str(ROOT)
-        cmd = [sys.executable, "-m", "flask_app", "--host", "127.0.0.1", "--port", str(self.port)]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=self._log)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self._log.seek(0)
-                err = self._log.read().decode(errors="replace")[-2000:]
-                raise RuntimeError(f"flask_app exited with {self.proc.returncode}: {err}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/get_queue/todo", timeout=1.0).status_code == 200:
-                    return self
-            time.sleep(0.05)
-        self.__exit__()
-        raise RuntimeError("flask_app did not answer /get_queue/todo in time")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
-
-
-def start_server(kind: str) -> Any:
-    """A fresh server of ``kind`` ("fastapi" or "flask") as a context manager."""
+def start_server(kind: str) -> ServerProcess:
+    """A fresh server process: "fastapi", "flask-threading" or "flask-gevent"."""
+    settings = {"notification_sound": SOUND}
     if kind == "fastapi":
-        return ProcessServer(notification_sound=SOUND)
-    return FlaskProcess(notification_sound=SOUND)
+        return fastapi_server(settings=settings)
+    return flask_server(kind.removeprefix("flask-"), settings=settings)
 
 
-def flask_missing() -> str | None:
-    if not (ROOT / "flask_app" / "__main__.py").exists():
-        return "flask_app has no __main__ yet (the legacy server is another issue's work)"
-    return None
+class RolloutSettings(Settings):
+    """Settings with the rollout fields, whether or not ``config.Settings`` has them yet."""
+
+    rollout_ws_percent: float = 0.0
+    rollout_kill_switch: bool = False
+
+
+def fastapi(**rollout_fields: Any) -> ThreadServer:
+    """An in-process FastAPI server (real uvicorn, free loopback port) with rollout settings.
+
+    In-process because the rollout fields reach it as a settings object: as GENIE_*
+    variables a subprocess would drop them until ``config.Settings`` declares them.
+    """
+    settings = RolloutSettings(
+        _env_file=None, host="127.0.0.1", port=0, log_level="warning", **rollout_fields
+    )
+    return ThreadServer(settings)
 
 
 # --- reading the page ---------------------------------------------------------------------

@@ -22,31 +22,17 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from config import Settings
 from tests.browser import pagekit
-from tests.browser.pagekit import WAIT_MS
-from tests.servers import ThreadServer
+from tests.browser.pagekit import WAIT_MS, fastapi
+from tests.flask_app.launch import flask_server
 from wire import rollout
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 FRESH_CONTEXTS = 60
+ALL_OR_NOTHING_CONTEXTS = 5
 ALPHA = 0.001
 COOKIE = rollout.DEFAULT_COOKIE
-
-
-class RolloutSettings(Settings):
-    """Settings with the rollout fields, whether or not ``config.Settings`` has them yet."""
-
-    rollout_ws_percent: float = 0.0
-    rollout_kill_switch: bool = False
-
-
-def fastapi(**rollout_fields: Any) -> ThreadServer:
-    settings = RolloutSettings(
-        _env_file=None, host="127.0.0.1", port=0, log_level="warning", **rollout_fields
-    )
-    return ThreadServer(settings)
 
 
 def binomial_range(n: int, p: float, alpha: float) -> tuple[int, int]:
@@ -132,9 +118,9 @@ def test_binomial_range_is_the_stated_one() -> None:
 @pytest.mark.parametrize(("percent", "transport"), [(0, "socketio"), (100, "ws")])
 def test_all_or_nothing(chromium: Any, percent: int, transport: str) -> None:
     with fastapi(rollout_ws_percent=percent) as srv:
-        seen = fresh_decisions(chromium, srv.url, 10)
-        assert seen == [(transport, "new_bucket")] * 10
-        assert decision_counts(srv.url) == {(transport, "new_bucket"): 10}
+        seen = fresh_decisions(chromium, srv.url, ALL_OR_NOTHING_CONTEXTS)
+        assert seen == [(transport, "new_bucket")] * ALL_OR_NOTHING_CONTEXTS
+        assert decision_counts(srv.url) == {(transport, "new_bucket"): ALL_OR_NOTHING_CONTEXTS}
         # The page does use the decided transport.
         context = chromium.new_context(base_url=srv.url)
         page = context.new_page()
@@ -201,8 +187,6 @@ def test_override_and_kill_switch(chromium: Any) -> None:
 
 
 def test_flask_always_answers_socketio(chromium: Any) -> None:
-    if reason := pagekit.flask_missing():
-        pytest.skip(reason)
-    with pagekit.FlaskProcess(rollout_ws_percent=100) as srv:
+    with flask_server(settings={"rollout_ws_percent": 100}) as srv:
         seen = fresh_decisions(chromium, srv.url, 3, "/genie?transport=ws")
     assert seen == [("socketio", "ws_unavailable")] * 3

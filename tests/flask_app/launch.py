@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,3 +130,19 @@ def flask_server(async_mode: str = "threading", **kwargs: Any) -> ServerProcess:
 
 def fastapi_server(**kwargs: Any) -> ServerProcess:
     return ServerProcess("fastapi", "fastapi_app", **kwargs)
+
+
+async def raw_get(port: int, path: str) -> tuple[int, bytes]:
+    """(status, raw response) for ``path`` sent as is: no client normalises it first."""
+    stream = await anyio.connect_tcp("127.0.0.1", port)
+    async with stream:
+        request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        await stream.send(request.encode())
+        data = b""
+        with anyio.move_on_after(5):
+            while True:
+                try:
+                    data += await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    break
+    return int(data.split(b" ", 2)[1]), data

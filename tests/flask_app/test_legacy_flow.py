@@ -75,8 +75,11 @@ async def test_legacy_genie_flow(async_mode: str, transport: str) -> None:
 
 @pytest.mark.parametrize("async_mode", ["threading", "gevent"])
 async def test_every_page_gets_the_broadcasts(async_mode: str) -> None:
-    """Two pages on different transports both see one push's events, in the same order."""
-    with flask_server(async_mode) as server:
+    """Two pages on different transports both see the same events in the same order.
+
+    Also: any ``config.Settings`` field is a flag of ``python -m flask_app``."""
+    ding = {"soundFile": "/static/ding.mp3"}
+    with flask_server(async_mode, args=("--notification-sound", ding["soundFile"])) as server:
         pages = [
             await EventLog().connect(server.url, "websocket"),
             await EventLog().connect(server.url, "polling"),
@@ -87,6 +90,11 @@ async def test_every_page_gets_the_broadcasts(async_mode: str) -> None:
             for page in pages:
                 await page.wait_for("done_update", where=lambda d: d == {"value": 3})
                 await page.wait_for("audio_update", 6)
+            done = (await http.get("/get_queue/done")).json()["done_jobs"]
+            job_id = re.match(r"<li id='([0-9a-f]+)'>", done[0]).group(1)
+            assert (await http.get(f"/delete-snapshot/{job_id}")).status_code == 200
+            for page in pages:
+                assert await page.wait_for("notification_sound_update") == [ding]
         first, second = (page.without_clock() for page in pages)
         assert first[: len(second)] == second[: len(first)]
         for page in pages:

@@ -16,9 +16,8 @@ from werkzeug.serving import make_server
 
 from flask_app.__main__ import DEFAULT_PORT, parse_args
 from flask_app.server import NoDelayRequestHandler, nodelay_spawn
-from tests.flask_app.launch import ServerProcess, flask_server
+from tests.flask_app.launch import ServerProcess, flask_server, raw_get
 from tests.flask_app.sio import EventLog
-from tests.parity.test_bad_input import raw_get
 
 pytestmark = pytest.mark.anyio
 
@@ -150,13 +149,6 @@ def test_cli_defaults() -> None:
     assert DEFAULT_PORT == 7999 and rest == ["--clock-interval", "0.5"]
     with pytest.raises(SystemExit):
         parse_args(["--async-mode", "eventlet"])
-
-
-def test_other_settings_are_flags_too() -> None:
-    with flask_server("threading", args=("--notification-sound", "/static/ding.mp3")) as srv:
-        health = httpx.get(f"{srv.url}/health")
-        assert health.status_code == 200
-        assert srv.alive()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
