@@ -25,6 +25,7 @@ import asyncio
 import gc
 import json
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -48,6 +49,21 @@ def install_bench_routes(api: FastAPI, emit: Callable[[], Emit]) -> None:
             if delay > 0:
                 await asyncio.sleep(delay)
             await send("bench_update", {"sched": sched, "i": i})
+
+    snapshots: list[tracemalloc.Snapshot] = []
+
+    @api.post("/_bench/tracemalloc", include_in_schema=False)
+    async def memory_diff(top: int = 25) -> dict[str, list[str]]:
+        """First call: baseline; later calls: what was allocated since, by source line
+        (only when the server runs with PYTHONTRACEMALLOC=1)."""
+        if not tracemalloc.is_tracing():
+            return {"lines": ["start the server with PYTHONTRACEMALLOC=1"]}
+        snapshot = tracemalloc.take_snapshot()
+        if not snapshots:
+            snapshots.append(snapshot)
+            return {"lines": ["baseline taken"]}
+        stats = snapshot.compare_to(snapshots[0], "lineno")[:top]
+        return {"lines": [str(stat) for stat in stats]}
 
     @api.post("/_bench/broadcast", include_in_schema=False)
     async def start_broadcasts(rate: float, count: int, t0: float) -> dict[str, int]:

@@ -4,6 +4,7 @@
     python -m bench.ws_broadcast --quick        # 200 clients, fewer seconds
     python -m bench.ws_broadcast --max          # adds 10,000 /ws clients at 1 broadcast/s
     python -m bench.ws_broadcast --app minimal  # the bare floor servers instead of the app
+    python -m bench.ws_broadcast --app flask-gevent --targets sio-broadcast  # the yardstick
 
 Each scenario starts the server (``python -m bench.serve``: the real app plus a
 bench-only trigger route) as its own process pinned to core 0; this load generator
@@ -193,11 +194,17 @@ async def job_round_trips(port: int, jobs: int) -> dict[str, Any]:
     return {"first_audio_update_ms": summary(first), "answer_audio_update_ms": summary(answer)}
 
 
-async def run_once(scenario: Scenario, run: int, args: argparse.Namespace) -> RunResult:
-    port = free_port()
+def server_argv(port: int, scenario: Scenario, args: argparse.Namespace) -> list[str]:
+    if args.app == "flask-gevent":
+        return [python(), "-m", "bench.flask_floor", "--port", str(port)]
     options = {"--port": port, "--app": args.app, "--sio-manager": scenario.sio_manager,
                "--loop": args.loop, "--gc": args.gc}  # fmt: skip
-    argv = [python(), "-m", "bench.serve", *(str(x) for pair in options.items() for x in pair)]
+    return [python(), "-m", "bench.serve", *(str(x) for pair in options.items() for x in pair)]
+
+
+async def run_once(scenario: Scenario, run: int, args: argparse.Namespace) -> RunResult:
+    port = free_port()
+    argv = server_argv(port, scenario, args)
     collector = Collector()
     with ServerProcess(argv, port, core=args.server_core, env=SERVER_ENV) as server:
         await asyncio.sleep(1.0)
@@ -349,7 +356,13 @@ def report(results: list[RunResult], args: argparse.Namespace) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--app", choices=["real", "minimal"], default="real")
+    p.add_argument(
+        "--app",
+        choices=["real", "minimal", "flask-gevent"],
+        default="real",
+        help="real: the kit's app; minimal: bare floor servers; flask-gevent: Flask-SocketIO"
+        " on gevent (Socket.IO only, use --targets sio-broadcast)",
+    )
     p.add_argument("--targets", default="native,sio-default,sio-broadcast")
     p.add_argument("--clients", default="200,1000", help="comma-separated client counts")
     p.add_argument("--rate", type=float, default=10.0, help="broadcasts per second")

@@ -49,9 +49,12 @@ class Client:
         "speed",
         "subject",
         "voice",
+        "window",
     )
 
-    def __init__(self, client_id: str, subject: str | None, history: int) -> None:
+    def __init__(
+        self, client_id: str, subject: str | None, history: int, window: float = 0.0
+    ) -> None:
         self.id = client_id
         self.subject = subject  # the JWT "sub", when auth is on
         self.connected_at = time.time()
@@ -62,6 +65,7 @@ class Client:
         self.history: deque[tuple[int, float, str]] | None = (
             deque(maxlen=history) if history > 0 else None
         )
+        self.window = window  # frames older than this cannot be replayed: dropped
         self.active_jobs: set[str] = set()
         self.detached_at: float | None = None
         self.voice: str | None = None
@@ -73,6 +77,8 @@ class Client:
         if history is not None:
             self.seq = seq = self.seq + 1
             history.append((seq, now, body))
+            if history[0][1] < now - self.window:
+                _drop_expired(history, now - self.window)
             body = f'{{"seq":{seq},{body[1:]}'
         outbox = self.outbox
         if outbox is not None:
@@ -86,6 +92,11 @@ class Client:
         outbox = self.outbox
         if outbox is not None:
             outbox.push(frames.with_seq(body, self.seq) if self.history is not None else body)
+
+
+def _drop_expired(history: deque[tuple[int, float, str]], cutoff: float) -> None:
+    while history and history[0][1] < cutoff:
+        history.popleft()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +128,9 @@ class ConnectionManager:
 
     def open(self, ws: WebSocket, subject: str | None = None) -> Client:
         """Register an accepted socket as a new client and greet it."""
-        client = Client(str(uuid.uuid4()), subject, self.options.history)
+        client = Client(
+            str(uuid.uuid4()), subject, self.options.history, self.options.resume_window
+        )
         client.outbox = Outbox(ws.send, self.options.queue_size, self.stats)
         self.clients[client.id] = self.live[client.id] = client
         client.control(frames.connection_established(client.id))

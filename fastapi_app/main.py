@@ -1,7 +1,8 @@
 """``create_app(settings)``: the only place that wires the FastAPI server together.
 
-The ASGI app served is python-socketio's ``ASGIApp`` wrapping FastAPI (Socket.IO at
-``/socket.io/``, everything else FastAPI), behind an Origin guard in the full stage.
+The ASGI app served is :class:`~fastapi_app.edge.GenieApp`: native ``/ws``, then
+python-socketio's ``ASGIApp`` wrapping FastAPI (Socket.IO at ``/socket.io/``,
+everything else FastAPI), with Origin checks in the full stage.
 """
 
 from __future__ import annotations
@@ -9,18 +10,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-import socketio
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from config import Settings
 from fastapi_app.access import Access
+from fastapi_app.edge import GenieApp
 from fastapi_app.errors import install_error_handlers
 from fastapi_app.features import Features
-from fastapi_app.longpoll import LongPollGuard
 from fastapi_app.metrics import AppMetrics
-from fastapi_app.origin_guard import OriginGuard
-from fastapi_app.routers import audio, client_config, health, legacy, static, ws
+from fastapi_app.routers import audio, client_config, health, legacy, static
 from fastapi_app.runtime import Runtime
 from fastapi_app.socketio_compat import LegacySocketIO
 
@@ -28,27 +26,6 @@ DESCRIPTION = """Genie-in-the-Box on FastAPI. Native WebSocket at `/ws` (JSON fr
 `wire/frames.py`), Socket.IO at `/socket.io/` for the original page, speech at
 `/api/get-audio`. Auth (full stage, when `GENIE_JWT_SECRET` is set): `Authorization:
 Bearer <jwt>`, or `?token=` (least safe: it lands in logs and history)."""
-
-
-class GenieApp:
-    """What uvicorn serves. ``api`` is the FastAPI app, ``drain()`` starts a shutdown."""
-
-    def __init__(self, api: FastAPI, asgi: ASGIApp, legacy_io: LegacySocketIO) -> None:
-        self.api = api
-        self.legacy = legacy_io
-        self._asgi = asgi
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._asgi(scope, receive, send)
-
-    @property
-    def runtime(self) -> Runtime | None:
-        return getattr(self.api.state, "runtime", None)
-
-    async def drain(self) -> None:
-        runtime = self.runtime
-        if runtime is not None:
-            await runtime.drain()
 
 
 def create_app(settings: Settings | None = None) -> GenieApp:
@@ -79,14 +56,13 @@ def create_app(settings: Settings | None = None) -> GenieApp:
     api.include_router(legacy.router)
     api.include_router(static.router)
     api.include_router(client_config.build_router(settings, features, metrics))
-    if features.native_ws:
-        api.include_router(ws.router)
-
-    asgi: ASGIApp = LongPollGuard(socketio.ASGIApp(legacy_io.sio, other_asgi_app=api))
-    if access.origins is not None:
-        on_reject = metrics.origin_rejected.inc if metrics is not None else None
-        asgi = OriginGuard(asgi, access.origins, on_reject=on_reject)
-    return GenieApp(api, asgi, legacy_io)
+    return GenieApp(
+        api,
+        legacy_io,
+        origins=access.origins,
+        on_origin_refused=metrics.origin_rejected.inc if metrics is not None else None,
+        native_ws=features.native_ws,  # served by GenieApp itself, see fastapi_app.edge
+    )
 
 
 def app_from_env() -> GenieApp:

@@ -14,7 +14,7 @@ from typing import Any
 import uvicorn
 
 from config import Settings
-from fastapi_app.main import GenieApp
+from fastapi_app.edge import GenieApp
 
 
 def uvicorn_config(app: GenieApp | str, settings: Settings, **overrides: Any) -> uvicorn.Config:

@@ -12,7 +12,9 @@
 //   time_update {date}, todo_update|run_update|done_update|dead_update {value},
 //   audio_update {audioURL}, notification_sound_update {soundFile}
 // plus "state" ({state, transport, via, attempt, clientId, lastSeq, error}),
-// "queued" ({id_hash}) and "resumed" ({client_id, replayed, complete}) where they apply.
+// "queued" ({id_hash}) and "resumed" ({client_id, replayed, complete[, failed]}) on /ws
+// ("failed" holds the server's error code when the old session could not be resumed and
+// the client carries on as a new one).
 //
 // Socket.IO (legacy; both servers): the vendored socket.io client, questions by
 // GET /push?question=. It reconnects by itself.
@@ -302,7 +304,8 @@ class NativeWs {
       // The old session is gone (window expired, server restarted): carry on as new.
       this.resuming = false;
       this._adopt(this.tempId, frame.seq ?? 0);
-      this.client._emit("resumed", { client_id: this.tempId, replayed: 0, complete: false });
+      const failed = frame.code;
+      this.client._emit("resumed", { client_id: this.tempId, replayed: 0, complete: false, failed });
       this._flush();
       return;
     }

@@ -215,7 +215,7 @@ function wire(client, config) {
     new Audio(withToken(data.soundFile)).play().catch((err) => log(`sound refused: ${err.message}`));
   });
   client.on("resumed", (data) => {
-    log(`resumed session (${data.replayed} missed frames replayed)`);
+    log(data.failed ? `new session (${data.failed})` : `resumed (${data.replayed} frames replayed)`);
     QUEUES.forEach((name) => lists.refresh(name));
   });
   wireForm(client);

@@ -5,11 +5,13 @@ readers of the page's state.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from config import Settings
 from tests.flask_app.launch import ServerProcess, fastapi_server, flask_server
@@ -115,3 +117,13 @@ def screenshot(page: Any, name: str) -> Path:
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def decision_counts(base: str) -> Counter[tuple[str, str]]:
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    counts: Counter[tuple[str, str]] = Counter()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "genie_rollout_decisions_total":
+                counts[(sample.labels["transport"], sample.labels["reason"])] += int(sample.value)
+    return counts

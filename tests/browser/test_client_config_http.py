@@ -15,8 +15,7 @@ import pytest
 from config import STATIC_DIR
 from tests.audio import duration, rms
 from tests.browser import gong
-from tests.browser.pagekit import RolloutSettings, fastapi
-from tests.browser.test_rollout import decision_counts
+from tests.browser.pagekit import RolloutSettings, decision_counts, fastapi
 from wire import rollout
 
 COOKIE = rollout.DEFAULT_COOKIE

@@ -33,7 +33,7 @@ def assert_decodable(url: str, *, at_least: float = 0.3) -> None:
     assert rms(response.content) > 100, f"{url} is silent"
 
 
-def open_page(chromium: Any, base: str, transport: str) -> tuple[Any, Any]:
+def open_page(chromium: Any, base: str, transport: str) -> tuple[Any, Any, list[str]]:
     from playwright.sync_api import expect
 
     context = chromium.new_context(base_url=base)
@@ -43,11 +43,10 @@ def open_page(chromium: Any, base: str, transport: str) -> tuple[Any, Any]:
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"/genie?transport={transport}")
     expect(page.locator("#conn-state")).to_have_attribute("data-state", "open", timeout=WAIT_MS)
-    page.errors = errors  # type: ignore[attr-defined]
-    return context, page
+    return context, page, errors
 
 
-def ask_and_hear_answer(page: Any, base: str) -> str:
+def ask_and_hear_answer(page: Any) -> str:
     """Type, press Enter, see counts move and the answer play; returns the job id."""
     from playwright.sync_api import expect
 
@@ -126,7 +125,7 @@ def test_ask_hear_replay_delete(chromium: Any, tmp_path: Path, server: str, tran
 
     with pagekit.start_server(server) as srv:
         base = srv.url
-        context, page = open_page(chromium, base, transport)
+        context, page, errors = open_page(chromium, base, transport)
         try:
             expect(page.locator("#transport")).to_have_attribute("data-transport", transport)
             expect(page.locator("#rollout-transport")).to_have_attribute(
@@ -135,12 +134,12 @@ def test_ask_hear_replay_delete(chromium: Any, tmp_path: Path, server: str, tran
             reason = "ws_unavailable" if server.startswith("flask") else "override"
             expect(page.locator("#rollout-reason")).to_have_text(reason)
             expect(page.locator("#clock")).not_to_have_text("--:--:--", timeout=WAIT_MS)
-            job_id = ask_and_hear_answer(page, base)
+            job_id = ask_and_hear_answer(page)
             replay_answer(page, base, job_id)
             shot = pagekit.screenshot(page, f"{server}-{transport}")
             shutil.copy(shot, tmp_path / shot.name)
             delete_job(page, base, job_id)
-            assert page.errors == []  # type: ignore[attr-defined]
+            assert errors == []
         finally:
             context.close()
 
@@ -152,7 +151,7 @@ def test_question_text_is_never_markup(chromium: Any, server: str) -> None:
 
     hostile = '<img src=x onerror="window.__xss=1"> & what is 3 + 4'
     with pagekit.start_server(server) as srv:
-        context, page = open_page(chromium, srv.url, "socketio")
+        context, page, errors = open_page(chromium, srv.url, "socketio")
         try:
             page.locator("#question").fill(hostile)
             page.locator("#question").press("Enter")
@@ -161,5 +160,6 @@ def test_question_text_is_never_markup(chromium: Any, server: str) -> None:
             expect(done.first.locator(".text")).to_contain_text(f"Q: {hostile}")
             assert page.locator("#done-list img").count() == 0
             assert page.evaluate("window.__xss") is None
+            assert errors == []
         finally:
             context.close()

@@ -15,15 +15,12 @@ transport it was given.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from typing import Any
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.browser import pagekit
-from tests.browser.pagekit import WAIT_MS, fastapi
+from tests.browser.pagekit import WAIT_MS, decision_counts, fastapi
 from tests.flask_app.launch import flask_server
 from wire import rollout
 
@@ -98,16 +95,6 @@ def wait_connected(page: Any, transport: str) -> None:
     expect(page.locator("#transport")).to_have_attribute("data-transport", transport)
     if transport == "socketio":
         expect(page.locator("#transport")).to_contain_text("websocket", timeout=WAIT_MS)
-
-
-def decision_counts(base: str) -> Counter[tuple[str, str]]:
-    text = httpx.get(f"{base}/metrics", timeout=10).text
-    counts: Counter[tuple[str, str]] = Counter()
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "genie_rollout_decisions_total":
-                counts[(sample.labels["transport"], sample.labels["reason"])] += int(sample.value)
-    return counts
 
 
 def test_binomial_range_is_the_stated_one() -> None:

@@ -86,3 +86,39 @@ def test_missed_answer_is_replayed_and_drops_reconnect(chromium: Any) -> None:
         assert page.evaluate("genie.client.info.clientId") == client_id
         pagekit.screenshot(page, "fastapi-ws-resumed")
         context.close()
+
+
+def test_lost_session_carries_on_as_a_new_one(chromium: Any) -> None:
+    """With no resume window the old session is gone: the client takes its new one."""
+    from playwright.sync_api import expect
+
+    with fastapi_server(settings={"ws_resume_window": 0}) as srv:
+        context = chromium.new_context(base_url=srv.url)
+        context.add_init_script(pagekit.RECORDER)
+        page = context.new_page()
+        page.goto("/genie?transport=ws")
+        expect(page.locator("#conn-state")).to_have_attribute("data-state", "open", timeout=WAIT_MS)
+        page.evaluate(
+            """() => { window.__resumed = [];
+                       genie.client.on("resumed", (r) => window.__resumed.push(r)); }"""
+        )
+        # A first data frame, so the client knows this server numbers frames.
+        page.locator("#question").fill("what is 1 + 1")
+        page.locator("#question").press("Enter")
+        expect(page.locator("#done-count")).to_have_text("1", timeout=WAIT_MS)
+        old_id = page.evaluate("genie.client.info.clientId")
+
+        page.evaluate("genie.client._impl.ws.close(4001, 'test drop')")
+        page.wait_for_function("window.__resumed.length === 1", timeout=WAIT_MS)
+        lost = page.evaluate("window.__resumed[0]")
+        assert lost["failed"] == "resume_failed" and lost["client_id"] != old_id, lost
+        assert page.evaluate("genie.client.info.clientId") == lost["client_id"]
+
+        page.locator("#question").fill("what is 2 + 2")
+        page.locator("#question").press("Enter")
+        page.wait_for_function(
+            """() => window.__media.some((m) => m.kind === "ended"
+                     && decodeURIComponent(m.url).includes("2 plus 2 is 4"))""",
+            timeout=WAIT_MS,
+        )
+        context.close()

@@ -61,6 +61,27 @@ async def test_a_stalled_client_is_closed_1013_and_never_holds_up_the_others() -
             await healthy.next("pong")
 
 
+async def test_a_client_that_stalls_for_a_while_still_gets_every_frame_in_order() -> None:
+    async with ThreadServer(stage="full", ws_send_queue_size=1000) as server:
+        rt = server.runtime
+        stalled, stalled_id = await _stalled_client(server)
+        big = "é" * 8000
+
+        async def flood() -> int:
+            for value in range(150):
+                await rt.hub.emit_audio(big, stalled_id)
+                await rt.hub.emit_event("todo_update", {"value": value})
+                await asyncio.sleep(0.001)
+            return len(rt.connections.clients[stalled_id].outbox)
+
+        assert await anyio.to_thread.run_sync(server.call, flood) > 0  # a real backlog
+        got = [json.loads(await asyncio.wait_for(stalled.recv(), 10)) for _ in range(300)]
+        assert [f["seq"] for f in got] == list(range(1, 301))
+        assert [f["value"] for f in got if f["type"] == "todo_update"] == list(range(150))
+        assert rt.connections.stats.slow_closed == 0
+        await stalled.close()
+
+
 async def test_a_silent_client_is_dropped_by_the_heartbeat() -> None:
     settings = {"ws_heartbeat_interval": 0.1, "ws_heartbeat_timeout": 0.5}
     async with ThreadServer(stage="full", **settings) as server:
