@@ -183,6 +183,15 @@ def machine() -> dict[str, Any]:
     }
 
 
+def command_line() -> str:
+    """How this bench was started, as ``python -m bench.<name> ...``."""
+    script = Path(sys.argv[0]).resolve()
+    if script.suffix == ".py" and script.is_relative_to(ROOT):
+        module = script.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".")
+        return shlex.join(["python", "-m", module, *sys.argv[1:]])
+    return shlex.join(sys.argv)
+
+
 def write_report(name: str, title: str, markdown: list[str], data: dict[str, Any]) -> Path:
     """Write ``bench/reports/<name>-<utc stamp>.md`` and ``.json``; return the .md path."""
     REPORTS.mkdir(parents=True, exist_ok=True)
@@ -193,13 +202,11 @@ def write_report(name: str, title: str, markdown: list[str], data: dict[str, Any
         f"# {title}",
         "",
         f"{stamp} · {info['cpu']} · {info['cores']} cores · Python {info['python']}",
-        f"Command: `{shlex.join([Path(sys.executable).name, '-m', *sys.argv])}`"
-        if sys.argv[0].endswith(".py")
-        else f"Command: `{shlex.join(sys.argv)}`",
+        f"Command: `{command_line()}`",
         "",
     ]
     base.with_suffix(".md").write_text("\n".join(header + markdown) + "\n", encoding="utf-8")
-    payload = {"title": title, "stamp": stamp, "machine": info, "argv": sys.argv, **data}
+    payload = {"title": title, "stamp": stamp, "machine": info, "command": command_line(), **data}
     base.with_suffix(".json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
     return base.with_suffix(".md")
 

@@ -20,6 +20,12 @@ time; latency = arrival - scheduled time, so backlog shows. Figures per run:
   at a time: query sent -> its first ``audio_update`` ("let me think") and -> the
   answer's ``audio_update``.
 
+Targets: ``native`` (``/ws``), ``sio-broadcast`` (Socket.IO with the kit's
+BroadcastManager), ``sio-emit-only`` (BroadcastManager without its lean Engine.IO poll),
+``sio-default`` (python-socketio's own AsyncManager). Experiments: ``--loop uvloop``,
+``--gc off|tuned`` (see ``bench.serve.tune_gc``), ``--profile`` (py-spy, collapsed
+stacks under bench/reports/profiles/).
+
 Every scenario runs ``--repeat`` times (default 2): these machines are shared and noisy.
 """
 
@@ -30,7 +36,7 @@ import asyncio
 import contextlib
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,24 +47,15 @@ from bench.common import (
     REPORTS,
     ServerProcess,
     cpu_seconds,
-    fmt,
     free_port,
-    md_table,
     pin_self,
     python,
     raise_nofile,
     rss_kb,
     summary,
-    write_report,
 )
+from bench.ws_report import RunResult, Scenario, print_result, report
 
-TARGETS = {  # issue 4
-    ("native", 1000): {"cpu_us": 12.0, "p99_ms": 25.0},
-    ("native", 10000): {"p99_ms": 100.0},
-    ("sio-broadcast", 1000): {"cpu_us": 15.0},
-    "rss_kb_per_client": 32.0,
-    "job_audio_p50_ms": 5.0,
-}
 SERVER_ENV = {
     # Keep only the traffic under test: no 1 Hz time_update, quiet logs, and no
     # per-client query limit for the job round-trip (one client sends them all).
@@ -66,36 +63,6 @@ SERVER_ENV = {
     "GENIE_LOG_LEVEL": "warning",
     "GENIE_RATE_LIMIT_QUERIES": "0",
 }
-
-
-@dataclass
-class Scenario:
-    target: str  # native | sio-default | sio-emit-only | sio-broadcast
-    clients: int
-    rate: float
-    seconds: float
-
-    @property
-    def dialect(self) -> str:
-        return "native" if self.target == "native" else "socketio"
-
-    @property
-    def sio_manager(self) -> str:
-        return self.target.removeprefix("sio-") if self.target != "native" else "broadcast"
-
-
-@dataclass
-class RunResult:
-    scenario: Scenario
-    run: int
-    latency_ms: dict[str, float]
-    cpu_us_per_delivery: float
-    deliveries: int
-    expected: int
-    deliveries_per_s: float
-    rss_kb_per_client: float
-    job: dict[str, Any] | None = None
-    command: str = ""
 
 
 @dataclass
@@ -236,27 +203,6 @@ async def run_once(scenario: Scenario, run: int, args: argparse.Namespace) -> Ru
     )
 
 
-def print_result(r: RunResult) -> None:
-    s, lat = r.scenario, r.latency_ms
-    lost = r.expected - r.deliveries
-    print(
-        f"{s.target:14} n={s.clients:<6} {s.rate:g}/s run {r.run}: "
-        f"p50 {fmt(lat['p50'])} p95 {fmt(lat['p95'])} p99 {fmt(lat['p99'])} "
-        f"max {fmt(lat['max'])} ms | CPU {fmt(r.cpu_us_per_delivery)} us/delivery | "
-        f"{r.deliveries_per_s:,.0f} deliveries/s | RSS {fmt(r.rss_kb_per_client, 1)} KB/client"
-        + (f" | LOST {lost}" if lost else ""),
-        flush=True,
-    )
-    if r.job:
-        first, answer = r.job["first_audio_update_ms"], r.job["answer_audio_update_ms"]
-        print(
-            f"{'':14} job -> audio_update with {s.clients} clients: first p50 "
-            f"{fmt(first['p50'])} p99 {fmt(first['p99'])} ms; answer p50 "
-            f"{fmt(answer['p50'])} p99 {fmt(answer['p99'])} ms",
-            flush=True,
-        )
-
-
 def scenarios(args: argparse.Namespace) -> list[Scenario]:
     sizes = [200] if args.quick else [int(n) for n in args.clients.split(",")]
     seconds = 5.0 if args.quick else args.seconds
@@ -264,94 +210,6 @@ def scenarios(args: argparse.Namespace) -> list[Scenario]:
     if args.max:
         out.append(Scenario("native", args.max_clients, 1.0, max(seconds, 10.0)))
     return out
-
-
-def ratio_lines(results: list[RunResult]) -> list[str]:
-    lines = []
-    by_key: dict[tuple[str, int], list[RunResult]] = {}
-    for r in results:
-        by_key.setdefault((r.scenario.target, r.scenario.clients), []).append(r)
-    for (target, n), runs in sorted(by_key.items()):
-        if target != "sio-default" or ("sio-broadcast", n) not in by_key:
-            continue
-        for a, b in zip(runs, by_key[("sio-broadcast", n)], strict=False):
-            ratio = a.cpu_us_per_delivery / max(b.cpu_us_per_delivery, 1e-9)
-            lines.append(
-                f"- {n} clients, run {a.run}: Socket.IO CPU/delivery default / BroadcastManager"
-                f" = {fmt(a.cpu_us_per_delivery)} / {fmt(b.cpu_us_per_delivery)} = {ratio:.2f}x"
-            )
-    return lines
-
-
-def report(results: list[RunResult], args: argparse.Namespace) -> None:
-    rows = []
-    for r in results:
-        s, lat = r.scenario, r.latency_ms
-        rows.append(
-            [
-                s.target,
-                s.clients,
-                f"{s.rate:g}",
-                r.run,
-                fmt(lat["p50"]),
-                fmt(lat["p95"]),
-                fmt(lat["p99"]),
-                fmt(lat["max"]),
-                fmt(r.cpu_us_per_delivery),
-                f"{r.deliveries_per_s:,.0f}",
-                fmt(r.rss_kb_per_client, 1),
-                r.expected - r.deliveries,
-            ]
-        )
-    md = md_table(
-        [
-            "target",
-            "clients",
-            "rate/s",
-            "run",
-            "p50 ms",
-            "p95 ms",
-            "p99 ms",
-            "max ms",
-            "CPU us/delivery",
-            "deliveries/s",
-            "RSS KB/client",
-            "lost",
-        ],
-        rows,
-    )
-    jobs = [r for r in results if r.job]
-    if jobs:
-        md += ["", "Job pushed -> its audio_update (native /ws):", ""]
-        md += md_table(
-            ["clients", "run", "first p50 ms", "first p99 ms", "answer p50 ms", "answer p99 ms"],
-            [
-                [
-                    r.scenario.clients,
-                    r.run,
-                    fmt(r.job["first_audio_update_ms"]["p50"]),
-                    fmt(r.job["first_audio_update_ms"]["p99"]),
-                    fmt(r.job["answer_audio_update_ms"]["p50"]),
-                    fmt(r.job["answer_audio_update_ms"]["p99"]),
-                ]
-                for r in jobs
-                if r.job
-            ],
-        )
-    ratios = ratio_lines(results)
-    md += ["", "Ratios:", "", *(ratios or ["- (run both sio targets for the ratio)"])]
-    md += ["", "Server commands:", "", *sorted({f"- `{r.command}`" for r in results})]
-    md += ["", f"Targets (issue 4): {TARGETS}"]
-    path = write_report(
-        "ws_broadcast",
-        f"Broadcast fan-out ({args.app} app)",
-        md,
-        {
-            "results": [asdict(r) for r in results],
-            "targets": {str(k): v for k, v in TARGETS.items()},
-        },
-    )
-    print("\n".join(["", *ratios, f"report: {path}"]))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

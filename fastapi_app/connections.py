@@ -18,13 +18,13 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.websockets import WebSocket
 
+from fastapi_app.client import Client
 from fastapi_app.outbox import Outbox, SendStats
 from wire import frames
 
@@ -34,69 +34,6 @@ HEARTBEAT_TIMEOUT = 1011
 SERVICE_RESTART = 1012
 
 GoneCallback = Callable[["Client"], Awaitable[None]]
-
-
-class Client:
-    __slots__ = (
-        "active_jobs",
-        "connected_at",
-        "detached_at",
-        "history",
-        "id",
-        "last_seen",
-        "outbox",
-        "seq",
-        "speed",
-        "subject",
-        "voice",
-        "window",
-    )
-
-    def __init__(
-        self, client_id: str, subject: str | None, history: int, window: float = 0.0
-    ) -> None:
-        self.id = client_id
-        self.subject = subject  # the JWT "sub", when auth is on
-        self.connected_at = time.time()
-        self.last_seen = time.monotonic()  # any frame from the client counts
-        self.outbox: Outbox | None = None
-        self.seq = 0
-        # (seq, monotonic time, encoded body) of recent data frames, for resume.
-        self.history: deque[tuple[int, float, str]] | None = (
-            deque(maxlen=history) if history > 0 else None
-        )
-        self.window = window  # frames older than this cannot be replayed: dropped
-        self.active_jobs: set[str] = set()
-        self.detached_at: float | None = None
-        self.voice: str | None = None
-        self.speed: float | None = None
-
-    def deliver(self, body: str, now: float) -> None:
-        """A data frame: numbered, remembered for resume, queued if the socket is open."""
-        history = self.history
-        if history is not None:
-            self.seq = seq = self.seq + 1
-            history.append((seq, now, body))
-            if history[0][1] < now - self.window:
-                _drop_expired(history, now - self.window)
-            body = f'{{"seq":{seq},{body[1:]}'
-        outbox = self.outbox
-        if outbox is not None:
-            outbox.push(body)
-
-    def control(self, payload: dict[str, Any]) -> None:
-        """A control frame (never replayed); it repeats the latest seq."""
-        self.control_encoded(frames.encode(payload))
-
-    def control_encoded(self, body: str) -> None:
-        outbox = self.outbox
-        if outbox is not None:
-            outbox.push(frames.with_seq(body, self.seq) if self.history is not None else body)
-
-
-def _drop_expired(history: deque[tuple[int, float, str]], cutoff: float) -> None:
-    while history and history[0][1] < cutoff:
-        history.popleft()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +112,7 @@ class ConnectionManager:
 
     def _replay(self, client: Client, last_seq: int) -> tuple[int, bool]:
         assert client.history is not None and client.outbox is not None
-        oldest = time.monotonic() - max(self.options.resume_window, 0.0)
-        missed = [(s, body) for s, t, body in client.history if s > last_seq and t >= oldest]
+        missed = client.history.since(last_seq, client.seq, time.monotonic())
         complete = last_seq <= client.seq and len(missed) == client.seq - last_seq
         # Replayed frames do not count against the live queue limit (the history is
         # bounded already), so a long replay does not read as a slow client.
@@ -190,10 +126,11 @@ class ConnectionManager:
     def broadcast(self, payload: dict[str, Any]) -> None:
         """Encode once; every client (detached ones keep it for resume) gets it."""
         body = frames.encode(payload)
+        tail = body[1:]  # sliced once: each client only splices its seq in front
         now = time.monotonic()
         targets = self.clients if self.options.history else self.live
         for client in targets.values():
-            client.deliver(body, now)
+            client.deliver(body, now, tail)
 
     def send(self, client_id: str, payload: dict[str, Any]) -> bool:
         client = self.clients.get(client_id)

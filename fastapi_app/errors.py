@@ -1,7 +1,8 @@
 """Domain errors -> HTTP. Every error body is ``{"code": ..., "message": ...}``.
 
-TTS: text too long 413, other bad input 422, provider failure 503. Queues: bad question
-413/422, unknown job 404, job still active 409, unknown queue 404, queues closed 503.
+The statuses are ``wire.legacy_http.status_for`` (shared with the Flask app): too long
+413, other bad input 422, unknown job or queue 404, job still active 409, queues
+closed or every speech provider failed 503.
 """
 
 from __future__ import annotations
@@ -14,15 +15,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from queues.errors import (
-    JobActiveError,
-    JobNotFoundError,
-    QuestionTooLongError,
-    QueueClosedError,
-    QueueError,
-    UnknownQueueError,
-)
-from tts.errors import ProviderError, TextTooLongError, TTSError
+from queues.errors import QueueError
+from tts.errors import TTSError
+from wire import legacy_http
 
 log = logging.getLogger(__name__)
 
@@ -46,41 +41,21 @@ def error_response(
     return JSONResponse({"code": code, "message": message, **extra}, status, headers=headers)
 
 
-def _status_for_queue_error(exc: QueueError) -> int:
-    if isinstance(exc, QuestionTooLongError):
-        return 413
-    if isinstance(exc, JobNotFoundError | UnknownQueueError):
-        return 404
-    if isinstance(exc, JobActiveError):
-        return 409
-    if isinstance(exc, QueueClosedError):
-        return 503
-    return 422
-
-
-def _status_for_tts_error(exc: TTSError) -> int:
-    if isinstance(exc, TextTooLongError):
-        return 413
-    if isinstance(exc, ProviderError):
-        return 503
-    return 422
-
-
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     return error_response(exc.status, exc.code, exc.message, exc.headers)
 
 
-async def _queue_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, QueueError)
-    return error_response(_status_for_queue_error(exc), exc.code, str(exc))
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, legacy_http.HttpError)
+    return JSONResponse(exc.body(), exc.status)
 
 
-async def _tts_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, TTSError)
-    status = _status_for_tts_error(exc)
+async def _core_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, QueueError | TTSError)
+    status = legacy_http.status_for(exc)
     if status >= 500:
-        log.warning("speech failed for %s: %s", request.url.path, exc)
+        log.warning("%s failed: %s", request.url.path, exc)
     return error_response(status, exc.code, str(exc))
 
 
@@ -96,8 +71,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(QueueError, _queue_error)
-    app.add_exception_handler(TTSError, _tts_error)
+    app.add_exception_handler(legacy_http.HttpError, _http_error)
+    app.add_exception_handler(QueueError, _core_error)
+    app.add_exception_handler(TTSError, _core_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
 
 

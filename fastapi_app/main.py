@@ -19,6 +19,9 @@ from fastapi_app.errors import install_error_handlers
 from fastapi_app.features import Features
 from fastapi_app.metrics import AppMetrics
 from fastapi_app.routers import audio, client_config, health, legacy, static
+from fastapi_app.routers.openai_speech import router as openai_speech_router
+from fastapi_app.routers.scenes import build_router as build_scenes_router
+from fastapi_app.routers.tts_stream import router as tts_stream_router
 from fastapi_app.runtime import Runtime
 from fastapi_app.socketio_compat import LegacySocketIO
 
@@ -56,6 +59,9 @@ def create_app(settings: Settings | None = None) -> GenieApp:
     api.include_router(legacy.router)
     api.include_router(static.router)
     api.include_router(client_config.build_router(settings, features, metrics))
+    api.include_router(tts_stream_router)
+    api.include_router(openai_speech_router)
+    api.include_router(build_scenes_router(settings))
     return GenieApp(
         api,
         legacy_io,

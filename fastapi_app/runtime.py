@@ -16,7 +16,8 @@ from typing import Any
 
 from config import Settings
 from fastapi_app.access import Access
-from fastapi_app.connections import Client, ConnectionManager, ManagerOptions
+from fastapi_app.client import Client
+from fastapi_app.connections import ConnectionManager, ManagerOptions
 from fastapi_app.features import Features
 from fastapi_app.hub import Hub
 from fastapi_app.metrics import AppMetrics

@@ -13,9 +13,9 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from config import STATIC_DIR
 from fastapi_app.runtime import Runtime
+from wire.legacy_http import AUDIO_HEADERS
 
 SAMPLE = STATIC_DIR / "sample-audio.mp3"
-AUDIO_HEADERS = {"Content-Disposition": "inline", "Cache-Control": "no-cache"}
 
 
 async def speak(

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocket
 
 from fastapi_app.access import subject_of
-from fastapi_app.connections import Client
+from fastapi_app.client import Client
 from fastapi_app.errors import error_response
 from fastapi_app.runtime import Runtime
 from fastapi_app.security import AuthError, auth_frame_token, token_from_connection

@@ -8,11 +8,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from fastapi_app.deps import AudioAllowed, QueryAllowed, RuntimeDep, authenticate
-from fastapi_app.errors import ERRORS, ApiError, ErrorBody
+from fastapi_app.errors import ERRORS, ErrorBody
 from fastapi_app.routers.audio import AUDIO_RESPONSES
 from fastapi_app.speech import speak
-from queues import JobState
-from wire import legacy
+from wire import legacy, legacy_http
 
 router = APIRouter(tags=["legacy Genie"], dependencies=[Depends(authenticate)])
 
@@ -35,11 +34,9 @@ async def push(
     _: QueryAllowed,
     question: Annotated[str | None, Query(description="The question, 1-5,000 characters.")] = None,
 ) -> PlainTextResponse:
-    text = legacy.parse_push_question(request.scope.get("query_string", b""))
-    if text is None:
-        raise ApiError(422, "invalid_request", "query.question: Field required")
+    text = legacy_http.push_question(request.scope.get("query_string", b""))
     job = await rt.queues.push_job(text)
-    return PlainTextResponse(f"Job [{job.id_hash}] added to the queue")
+    return PlainTextResponse(legacy_http.pushed(job))
 
 
 @router.get(
@@ -51,11 +48,8 @@ async def get_queue(
     rt: RuntimeDep,
     queue_name: Annotated[str, Path(description="todo, run, done or dead")],
 ) -> dict[str, list[str]]:
-    if queue_name not in legacy.QUEUE_NAMES:
-        raise ApiError(
-            404, "unknown_queue", f"unknown queue {queue_name!r}; valid: todo, run, done, dead"
-        )
-    return legacy.queue_listing(queue_name, rt.queues.queue(queue_name).jobs())
+    name = legacy_http.checked_queue_name(queue_name)
+    return legacy.queue_listing(name, rt.queues.queue(name).jobs())
 
 
 @router.get(
@@ -79,10 +73,7 @@ async def get_tts_audio(
     summary="Speak the answer of a done job (legacy)",
 )
 async def get_answer(rt: RuntimeDep, _: AudioAllowed, id_hash: str) -> Response:
-    job = rt.queues.get(id_hash)
-    if job is None or job.state is not JobState.DONE or not job.answer:
-        raise ApiError(404, "job_not_found", f"no answered job {id_hash!r}")
-    return await speak(rt, job.answer)
+    return await speak(rt, legacy_http.answer_text(rt.queues.get(id_hash), id_hash))
 
 
 @router.get(
@@ -98,4 +89,4 @@ async def delete_snapshot(rt: RuntimeDep, id_hash: str) -> PlainTextResponse:
     await rt.queues.delete(id_hash)
     sound = legacy.notification_sound(rt.settings.notification_sound)
     await rt.legacy.emit(legacy.NOTIFICATION_SOUND_UPDATE, sound)
-    return PlainTextResponse(f"Deleted snapshot [{id_hash}]")
+    return PlainTextResponse(legacy_http.deleted(id_hash))

@@ -6,7 +6,8 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from config import STATIC_DIR
-from fastapi_app.errors import ApiError, ErrorBody
+from fastapi_app.errors import ErrorBody
+from wire import legacy_http
 
 router = APIRouter(tags=["static"])
 
@@ -18,9 +19,4 @@ router = APIRouter(tags=["static"])
     summary="A file of the static/ folder",
 )
 async def static_file(path: str) -> FileResponse:
-    root = STATIC_DIR.resolve()
-    # resolve() folds "..", symlinks and absolute parts; then the result must be inside.
-    target = (root / path).resolve()
-    if not target.is_relative_to(root) or not target.is_file():
-        raise ApiError(404, "not_found", f"no file {path!r} under /static")
-    return FileResponse(target)
+    return FileResponse(legacy_http.static_file(STATIC_DIR, path))

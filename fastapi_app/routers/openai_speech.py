@@ -1,0 +1,168 @@
+"""``POST /v1/audio/speech``: OpenAI's speech API shape on the local engine.
+
+The official ``openai`` client works unchanged with ``base_url=<kit>/v1``. The body
+streams as it is synthesized (the first chunk is awaited first, so a failing provider is
+a clean JSON error, not a broken 200). Every error, including a malformed body, is
+OpenAI's ``{"error": {"message", "type", "param", "code"}}``. Formats: mp3, wav, pcm
+(16-bit LE mono at the engine's rate, 22,050 Hz for espeak, not OpenAI's 24 kHz); opus,
+aac and flac are refused with the list of valid ones. With auth on, the client's
+``api_key`` is the JWT (``Authorization: Bearer``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fastapi_app.runtime import Runtime
+from fastapi_app.security import AuthError, bearer_token
+from tts.errors import ProviderError, TextTooLongError, TTSError
+
+log = logging.getLogger(__name__)
+
+# OpenAI's voice names -> espeak-ng voices (local voice ids are accepted as they are).
+VOICES: dict[str, str] = {
+    "alloy": "en-us",
+    "ash": "en-us-nyc",
+    "ballad": "en-gb-x-rp",
+    "coral": "en-029",
+    "echo": "en-gb-x-rp",
+    "fable": "en-gb-scotland",
+    "onyx": "en-us-nyc",
+    "nova": "en",
+    "sage": "en-gb-x-gbclan",
+    "shimmer": "en-029",
+    "verse": "en-gb-x-gbcwmd",
+    "marin": "en-us",
+    "cedar": "en-gb-x-rp",
+}
+FORMATS = ("mp3", "wav", "pcm")
+OPENAI_ONLY_FORMATS = ("opus", "aac", "flac")
+
+
+class SpeechBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # instructions, stream_format: accepted, unused
+
+    model: str = Field(min_length=1)
+    input: str
+    voice: str = Field(min_length=1)
+    response_format: str = "mp3"
+    speed: float = 1.0
+
+
+class OpenAIError(Exception):
+    def __init__(
+        self, status: int, message: str, *, kind: str = "invalid_request_error",
+        param: str | None = None, code: str | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(message)
+        self.status, self.message, self.kind, self.param, self.code = (
+            status, message, kind, param, code,
+        )  # fmt: skip
+
+    def response(self) -> JSONResponse:
+        body = {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}
+        return JSONResponse({"error": body}, self.status)
+
+
+router = APIRouter(tags=["openai compatible"])
+
+
+@router.post(
+    "/v1/audio/speech",
+    response_class=Response,
+    responses={200: {"content": {"audio/mpeg": {}, "audio/wav": {}, "audio/L16": {}}}},
+    summary="OpenAI-compatible text to speech (streamed)",
+    openapi_extra={
+        "requestBody": {"content": {"application/json": {"schema": SpeechBody.model_json_schema()}}}
+    },
+)
+async def speech(request: Request) -> Response:
+    try:
+        return await _speech(request)
+    except OpenAIError as exc:
+        return exc.response()
+
+
+async def _speech(request: Request) -> Response:
+    rt: Runtime | None = getattr(request.app.state, "runtime", None)
+    if rt is None or rt.speech is None:
+        raise OpenAIError(503, "speech synthesis is not available", kind="server_error")
+    _check_auth(rt, request)
+    body = _parse(await request.body())
+    fmt = body.response_format.strip().lower()
+    if fmt not in FORMATS:
+        allowed = ", ".join(FORMATS)
+        raise OpenAIError(400, f"response_format {fmt!r} is not supported here; valid: {allowed}",
+                          param="response_format", code="unsupported_format")  # fmt: skip
+    voice = VOICES.get(body.voice.strip().lower(), body.voice)
+    try:
+        chunks = rt.speech.stream(body.input, voice=voice, speed=body.speed, fmt=fmt)
+        first = await _first(chunks)
+    except TTSError as exc:
+        raise _mapped(exc) from None
+    return StreamingResponse(_body(first, chunks), media_type=rt.speech.media_type(fmt))
+
+
+def _check_auth(rt: Runtime, request: Request) -> None:
+    if not rt.access.auth:
+        return
+    try:
+        rt.access.verifier.verify(bearer_token(request.headers.get("authorization")))
+    except AuthError as exc:
+        raise OpenAIError(401, exc.message, code=exc.code) from None
+
+
+def _parse(raw: bytes) -> SpeechBody:
+    try:
+        return SpeechBody.model_validate(json.loads(raw or b"null"))
+    except json.JSONDecodeError as exc:
+        raise OpenAIError(400, f"the body is not valid JSON: {exc.msg}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        raise OpenAIError(400, f"{param}: {first['msg']}", param=param) from None
+
+
+def _mapped(exc: TTSError) -> OpenAIError:
+    if isinstance(exc, ProviderError):
+        log.warning("/v1/audio/speech failed: %s", exc)
+        return OpenAIError(503, str(exc), kind="server_error", code=exc.code)
+    params = {"invalid_speed": "speed", "unknown_voice": "voice", "unknown_language": "voice"}
+    status = 413 if isinstance(exc, TextTooLongError) else 400
+    return OpenAIError(status, str(exc), param=params.get(exc.code, "input"), code=exc.code)
+
+
+async def _first(chunks: AsyncIterator[bytes]) -> bytes:
+    try:
+        return await anext(chunks)
+    except StopAsyncIteration:
+        return b""
+    except BaseException:
+        await _aclose(chunks)
+        raise
+
+
+async def _body(first: bytes, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    # Closing the engine's iterator (also when the client goes away) stops synthesis.
+    try:
+        if first:
+            yield first
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        await _aclose(chunks)
+
+
+async def _aclose(chunks: AsyncIterator[Any]) -> None:
+    close = getattr(chunks, "aclose", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            await close()

@@ -1,0 +1,148 @@
+"""Seeds 000-002: scenes, the old REST chunk flow and the new session WebSocket.
+
+- ``POST /api/scenes`` / ``GET /api/scenes/{id}``: scenes in SQLite (``scenes_db``).
+- Old flow (fallback and benchmark baseline): ``POST /api/tts/generate/{scene_id}``
+  speaks every chunk before answering ``{chunk_count, duration}``; ``GET
+  /api/tts/audio/{scene_id}/chunk/{n}`` is 404 until chunk ``n`` exists (from any flow).
+- New flow: ``POST /api/tts/generate-ws/{scene_id}`` -> ``{session_id, status:
+  "initiated"}`` and generation starts; ``WS /ws/tts/{session_id}`` streams it (frames in
+  ``wire.tts_frames``). Query: ``token`` (or a first ``{"type": "auth"}`` frame) when
+  auth is on, ``binary=1`` for binary audio frames, ``last_chunk=n`` to resume after a
+  reconnect (also ``{"type": "resume", "last_chunk": n}``). Closes 1000 after
+  ``complete``/``stopped``/``error``, 1008 on a bad token, 4404 for an unknown session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, FastAPI, WebSocket
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocketDisconnect
+
+from config import Settings
+from fastapi_app.deps import Subject
+from fastapi_app.errors import ApiError
+from fastapi_app.routers.scene_socket import SceneSocket
+from fastapi_app.scenes import SceneNotFoundError, SceneStore, SessionManager
+
+SESSION_TTL = 300.0  # the seeds' 5 minutes
+
+
+class SceneBody(BaseModel):
+    title: str | None = Field(None, max_length=200)
+    chunks: list[Annotated[str, Field(min_length=1, max_length=5000)]] = Field(
+        min_length=1, max_length=500
+    )
+
+
+def manager_of(conn: HTTPConnection) -> SessionManager:
+    manager = getattr(conn.app.state, "scenes", None)
+    if manager is None:
+        raise ApiError(503, "no_speech", "scene speech is not available (skeletal stage)")
+    return manager
+
+
+def build_router(settings: Settings) -> APIRouter:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = getattr(app.state, "runtime", None)
+        engine = runtime.speech if runtime is not None else None
+        if engine is None:
+            app.state.scenes = None
+            yield
+            return
+        store = SceneStore(getattr(settings, "scenes_db", None) or ":memory:")
+        await store.open()
+        manager = SessionManager(
+            store,
+            engine,
+            ttl=getattr(settings, "scene_session_ttl", SESSION_TTL),
+            slots=getattr(settings, "scene_synth_slots", 2),
+        )
+        sweeper = asyncio.create_task(manager.run_sweeper(), name="scene-sweeper")
+        app.state.scenes = manager
+        try:
+            yield
+        finally:
+            app.state.scenes = None
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
+            await manager.aclose()
+            await store.close()
+
+    router = APIRouter(tags=["scenes"], lifespan=lifespan)
+    _add_routes(router)
+    return router
+
+
+def _add_routes(router: APIRouter) -> None:
+    @router.post("/api/scenes", status_code=201, summary="Store a scene")
+    async def create_scene(
+        conn: HTTPConnection, _: Subject, body: Annotated[SceneBody, Body()]
+    ) -> dict[str, Any]:
+        return {"id": await manager_of(conn).store.create(body.title, body.chunks)}
+
+    @router.get("/api/scenes/{scene_id}", summary="A stored scene")
+    async def get_scene(conn: HTTPConnection, _: Subject, scene_id: int) -> dict[str, Any]:
+        scene = await _scene(conn, scene_id)
+        return {"id": scene.id, "title": scene.title, "chunks": list(scene.chunks)}
+
+    @router.post("/api/tts/generate/{scene_id}", summary="Old flow: speak every chunk, then answer")
+    async def generate(conn: HTTPConnection, _: Subject, scene_id: int) -> dict[str, Any]:
+        try:
+            chunks = await manager_of(conn).generate_all(scene_id)
+        except SceneNotFoundError as exc:
+            raise ApiError(404, "scene_not_found", str(exc)) from None
+        duration = round(sum(c.duration for c in chunks), 3)
+        return {"scene_id": scene_id, "chunk_count": len(chunks), "duration": duration}
+
+    @router.get(
+        "/api/tts/audio/{scene_id}/chunk/{number}",
+        response_class=Response,
+        responses={200: {"content": {"audio/mpeg": {}}}},
+        summary="Old flow: one chunk's MP3, 404 until it is ready",
+    )
+    async def chunk_audio(conn: HTTPConnection, _: Subject, scene_id: int, number: int) -> Response:
+        manager = manager_of(conn)
+        scene = await _scene(conn, scene_id)
+        if not 1 <= number <= len(scene.chunks):
+            raise ApiError(404, "chunk_not_found", f"scene {scene_id} has no chunk {number}")
+        key = manager.default_voice.key(scene.chunks[number - 1])
+        chunk = await manager.store.audio(scene_id, number, key)
+        if chunk is None:
+            raise ApiError(404, "chunk_not_ready", f"chunk {number} is not ready yet")
+        return Response(chunk.audio, media_type="audio/mpeg")
+
+    @router.post("/api/tts/generate-ws/{scene_id}", summary="New flow: start a session")
+    async def generate_ws(conn: HTTPConnection, subject: Subject, scene_id: int) -> dict[str, Any]:
+        try:
+            session = await manager_of(conn).create(scene_id, subject)
+        except SceneNotFoundError as exc:
+            raise ApiError(404, "scene_not_found", str(exc)) from None
+        return {"session_id": session.id, "status": "initiated", "total_chunks": session.total}
+
+    @router.websocket("/ws/tts/{session_id}")
+    async def session_socket(websocket: WebSocket, session_id: str) -> None:
+        await websocket.accept()
+        manager = getattr(websocket.app.state, "scenes", None)
+        runtime = getattr(websocket.app.state, "runtime", None)
+        if manager is None or runtime is None:
+            await websocket.send_text(json.dumps({"type": "error", "message": "not available"}))
+            await websocket.close(1011)
+            return
+        with contextlib.suppress(WebSocketDisconnect):
+            await SceneSocket(websocket, manager, runtime, session_id).run()
+
+
+async def _scene(conn: HTTPConnection, scene_id: int) -> Any:
+    try:
+        return await manager_of(conn).store.get(scene_id)
+    except SceneNotFoundError as exc:
+        raise ApiError(404, "scene_not_found", str(exc)) from None
