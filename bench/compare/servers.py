@@ -8,6 +8,8 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -54,21 +56,29 @@ TARGETS = (
 TARGET_NAMES = tuple(t.name for t in TARGETS)
 
 
+LOG_DIR: list[Path] = []  # set once by the runner: where server output goes
+
+
 class GroupServer(ServerProcess):
     """``bench.common.ServerProcess`` in its own session, so stopping it signals the whole
     process group (taskset's child, any helper process) and nothing outlives the run."""
 
+    log: IO[bytes] | int = subprocess.DEVNULL
+
     def __enter__(self) -> GroupServer:
+        if LOG_DIR:  # a file, never a pipe: a chatty server must not block on it
+            self.log = open(LOG_DIR[0] / f"server-{self.port}.log", "wb")
         env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
         self.proc = subprocess.Popen(
             taskset_prefix(self.core) + self.argv,
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        LIVE.add(self)
+        LIVE[id(self)] = self
         try:
             wait_for_port(self.port, self.proc)
             wait_healthy(self.port)
@@ -79,7 +89,7 @@ class GroupServer(ServerProcess):
 
     def stop(self) -> None:
         proc = self.proc
-        LIVE.discard(self)
+        LIVE.pop(id(self), None)
         if proc is None:
             return
         with contextlib.suppress(ProcessLookupError):
@@ -90,14 +100,16 @@ class GroupServer(ServerProcess):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+        if not isinstance(self.log, int):
+            self.log.close()
 
 
 # Servers running now; ``stop_all`` empties it from a signal handler or ``finally``.
-LIVE: set[GroupServer] = set()
+LIVE: dict[int, GroupServer] = {}
 
 
 def stop_all() -> None:
-    for server in list(LIVE):
+    for server in list(LIVE.values()):
         server.stop()
 
 

@@ -140,8 +140,11 @@ class TtsSocket:
         try:
             await self._read()
         finally:
-            worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
+            # The request being spoken runs in a task of its own: stop its synthesis too.
+            tasks = [worker, *([self._current] if self._current is not None else [])]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             while not self._jobs.empty():
                 await _close(self._jobs.get_nowait().chunks)
 

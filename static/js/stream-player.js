@@ -73,7 +73,7 @@ function onStatus(msg) {
       state.completeAt = performance.now();
       finishStream();
       setBusy(false);
-      status("Done: all audio received.", "success");
+      status("All audio received.", "success");
       break;
     case "cancelled":
     case "error":

@@ -183,6 +183,24 @@ async def test_resume_after_reconnect_loses_no_frame() -> None:
     assert any("slept" in f["audioURL"] for f in answers)
 
 
+async def test_resume_past_the_replay_buffer_says_it_is_incomplete() -> None:
+    async with (
+        ThreadServer(stage="full", ws_resume_frames=3, ws_resume_window=10) as server,
+        await WsClient.connect(server.ws_url + "/ws") as other,
+    ):
+        away = await WsClient.connect(server.ws_url + "/ws")
+        await away.close()
+        await other.send(type="query", text="what is 3 plus 3")  # 6+ broadcasts meanwhile
+        await other.count("audio_update", 2)
+        back = await WsClient.connect(server.ws_url + "/ws")
+        await back.send(type="resume", client_id=away.client_id, last_seq=away.last_seq)
+        resumed = await back.next("resumed")
+        assert resumed["complete"] is False and resumed["replayed"] == 3
+        replayed = [f["seq"] for f in back.seen if f["type"] not in _CONTROL]
+        assert replayed == sorted(replayed) and len(replayed) == 3
+        await back.close()
+
+
 async def test_resume_is_refused_for_an_unknown_session_or_with_jobs_pending() -> None:
     async with (
         ThreadServer(stage="full", job_handler=SLEEPY) as server,

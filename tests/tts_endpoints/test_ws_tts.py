@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import anyio
 import httpx
 import pytest
 import websockets
@@ -135,3 +136,19 @@ async def test_post_v1_tts_returns_the_whole_mp3_as_a_download(server: ThreadSer
     assert too_long.status_code == 413
     assert bad_lang.status_code == 422 and "zh" in bad_lang.json()["message"]
     assert health.status_code == 200 and health.json()["status"] == "ok"
+
+
+async def test_closing_the_socket_mid_stream_stops_synthesis(server: ThreadServer) -> None:
+    def segments() -> int:
+        return int(server.call(lambda: server.runtime.speech.providers[0].segments_synthesized))
+
+    long_text = " ".join(f"Sentence {i} of a long text that nobody hears." for i in range(100))
+    before = segments()
+    async with websockets.connect(ws_url(server)) as conn:
+        await conn.send(json.dumps({"text": long_text}))
+        await read_reply(conn, until=("ready",))
+    previous, now = -1, segments()
+    while now != previous:  # settle: the stream winds down after the close
+        await anyio.sleep(0.2)
+        previous, now = now, segments()
+    assert now - before < 50  # of 100 sentences: synthesis stopped with the socket
