@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import free_port, summary
+from bench.common import summary
 from bench.compare import servers
 from bench.get_audio import make_text
 
@@ -61,10 +61,10 @@ async def _level(
 
 
 async def audio_run(
-    target: servers.Target, levels: list[int], rounds: int, chars: int, core: int | None
+    target: servers.Target, server: servers.GroupServer, levels: list[int], rounds: int, chars: int
 ) -> dict[str, Any]:
-    port = free_port()
-    with servers.start(target, port, core) as server:
+    port = server.port
+    if True:  # one block per measurement, as in the other workloads
         cells = [await _level(port, target, n, rounds, chars) for n in levels]
     return {
         "endpoint": target.audio_path,

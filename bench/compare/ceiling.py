@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 
 from bench import rawws
-from bench.common import free_port
 from bench.compare import servers
 from bench.compare.procstat import group_rss_kb
 
@@ -49,18 +48,18 @@ async def _step(port: int, dialect: str, step: int, within: float) -> tuple[list
 
 async def ceiling_run(
     target: servers.Target,
+    server: servers.GroupServer,
     step: int,
     cap: int,
     budget_s: float,
     ceiling_ms: float,
-    core: int | None,
 ) -> dict[str, Any]:
-    port = free_port()
+    port = server.port
     points: list[dict[str, float]] = []
     held: list[rawws.WsClient] = []
     reason = f"cap {cap} reached"
     started = time.monotonic()
-    with servers.start(target, port, core) as server:
+    if True:  # one block per measurement, as in the other workloads
         await asyncio.sleep(0.5)
         base = group_rss_kb(server.pid)
         points.append({"clients": 0, "rss_mb": base / 1024, "probe_ms": await _probe_ms(port, 5)})

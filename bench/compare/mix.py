@@ -18,7 +18,7 @@ from urllib.parse import quote
 import aiohttp
 
 from bench import rawws
-from bench.common import free_port, summary
+from bench.common import summary
 from bench.compare import servers
 
 TOKEN_BASE = 500_000
@@ -84,11 +84,11 @@ async def _user(user: User, port: int, target: servers.Target, seconds: float,
         await rawws.close_all([ws])
 
 
-async def mix_run(target: servers.Target, users: int, seconds: float,
-                  gap: tuple[float, float], core: int | None) -> dict[str, Any]:  # fmt: skip
-    port = free_port()
+async def mix_run(target: servers.Target, server: servers.GroupServer, users: int,
+                  seconds: float, gap: tuple[float, float]) -> dict[str, Any]:  # fmt: skip
+    port = server.port
     out: dict[str, list[float]] = {"answer": [], "audio": [], "errors": []}
-    with servers.start(target, port, core) as server:
+    if True:  # one block per measurement, as in the other workloads
         crowd = [_user(User(i), port, target, seconds, gap, out) for i in range(users)]
         await asyncio.wait_for(asyncio.gather(*crowd), seconds + 90)
     return {

@@ -25,7 +25,7 @@ from typing import Any
 import aiohttp
 
 from bench import rawws
-from bench.common import free_port, summary
+from bench.common import summary
 from bench.compare import servers
 from bench.compare.procstat import group_cpu, group_rss_kb
 
@@ -99,12 +99,12 @@ async def _drive(port: int, dialect: str, listen: Listen, rate: float, count: in
 
 
 async def broadcast_run(
-    target: servers.Target, clients: int, rate: float, count: int, core: int | None
+    target: servers.Target, server: servers.GroupServer, clients: int, rate: float, count: int
 ) -> dict[str, Any]:
-    """One fresh server, ``clients`` listeners, ``count`` pushes at ``rate``/s."""
-    port = free_port()
+    """``clients`` listeners on a running server, ``count`` pushes at ``rate``/s."""
+    port = server.port
     listen = Listen(expected_done=clients * count)
-    with servers.start(target, port, core) as server:
+    if True:  # one block per measurement, as in the other workloads
         rss_idle = group_rss_kb(server.pid)
         conns: list[rawws.WsClient] = []
         try:

@@ -46,9 +46,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """One headless Chromium for the session; each test opens its own contexts."""
+    """One headless Chromium per test module; each test opens its own contexts.
+
+    Module scope, not session: sync Playwright keeps its own event loop running while it
+    is open, and anyio tests in later modules cannot start a loop beside it.
+    """
     reason = _browser_missing()
     if reason is not None:
         pytest.skip(reason)
