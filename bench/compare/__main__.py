@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, _on_signal)
     started = time.monotonic()
     try:
-        results = asyncio.run(run_all(plan, args.server_core))
+        results = asyncio.run(run_all(plan, args.server_core, shared=args.quick))
     except KeyboardInterrupt:
         print("\ninterrupted: servers stopped, no report", file=sys.stderr)
         return 130

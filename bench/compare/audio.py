@@ -64,8 +64,7 @@ async def audio_run(
     target: servers.Target, server: servers.GroupServer, levels: list[int], rounds: int, chars: int
 ) -> dict[str, Any]:
     port = server.port
-    if True:  # one block per measurement, as in the other workloads
-        cells = [await _level(port, target, n, rounds, chars) for n in levels]
+    cells = [await _level(port, target, n, rounds, chars) for n in levels]
     return {
         "endpoint": target.audio_path,
         "chars": chars,

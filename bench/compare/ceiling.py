@@ -59,30 +59,29 @@ async def ceiling_run(
     held: list[rawws.WsClient] = []
     reason = f"cap {cap} reached"
     started = time.monotonic()
-    if True:  # one block per measurement, as in the other workloads
-        await asyncio.sleep(0.5)
-        base = group_rss_kb(server.pid)
-        points.append({"clients": 0, "rss_mb": base / 1024, "probe_ms": await _probe_ms(port, 5)})
-        try:
-            while len(held) < cap:
-                left = budget_s - (time.monotonic() - started)
-                if left < 5:
-                    reason = f"time budget {budget_s:g} s"
-                    break
-                conns, error = await _step(port, target.dialect, step, min(60.0, left))
-                held += conns
-                if error:
-                    reason = f"connect error at {len(held) + step}: {error}"
-                    break
-                await asyncio.sleep(0.5)
-                probe = await _probe_ms(port, ceiling_ms / 1000 * 5)
-                rss = group_rss_kb(server.pid)
-                points.append({"clients": len(held), "rss_mb": rss / 1024, "probe_ms": probe})
-                if probe > ceiling_ms:
-                    reason = f"/health took {probe:.0f} ms > {ceiling_ms:g} ms"
-                    break
-        finally:
-            await rawws.close_all(held)
+    await asyncio.sleep(0.5)
+    base = group_rss_kb(server.pid)
+    points.append({"clients": 0, "rss_mb": base / 1024, "probe_ms": await _probe_ms(port, 5)})
+    try:
+        while len(held) < cap:
+            left = budget_s - (time.monotonic() - started)
+            if left < 5:
+                reason = f"time budget {budget_s:g} s"
+                break
+            conns, error = await _step(port, target.dialect, step, min(60.0, left))
+            held += conns
+            if error:
+                reason = f"connect error at {len(held) + step}: {error}"
+                break
+            await asyncio.sleep(0.5)
+            probe = await _probe_ms(port, ceiling_ms / 1000 * 5)
+            rss = group_rss_kb(server.pid)
+            points.append({"clients": len(held), "rss_mb": rss / 1024, "probe_ms": probe})
+            if probe > ceiling_ms:
+                reason = f"/health took {probe:.0f} ms > {ceiling_ms:g} ms"
+                break
+    finally:
+        await rawws.close_all(held)
     good = [p for p in points if p["probe_ms"] <= ceiling_ms]
     top = good[-1] if good else points[0]
     per_client = (

@@ -88,9 +88,8 @@ async def mix_run(target: servers.Target, server: servers.GroupServer, users: in
                   seconds: float, gap: tuple[float, float]) -> dict[str, Any]:  # fmt: skip
     port = server.port
     out: dict[str, list[float]] = {"answer": [], "audio": [], "errors": []}
-    if True:  # one block per measurement, as in the other workloads
-        crowd = [_user(User(i), port, target, seconds, gap, out) for i in range(users)]
-        await asyncio.wait_for(asyncio.gather(*crowd), seconds + 90)
+    crowd = [_user(User(i), port, target, seconds, gap, out) for i in range(users)]
+    await asyncio.wait_for(asyncio.gather(*crowd), seconds + 90)
     return {
         "users": users,
         "seconds": seconds,

@@ -61,10 +61,12 @@ def _header(meta: dict[str, Any], info: dict[str, Any], plan: Plan) -> list[str]
         "",
         f"- Date: {meta['stamp']} ({meta['mode']} run, {meta['seconds']:.0f} s)",
         f"- Command: `{shlex.join(meta['argv'])}`",
-        f"- Machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, {info['platform']}",
+        f"- Machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, "
+        f"{info['platform']}",
         f"- Load average at the end: {', '.join(f'{x:.2f}' for x in info['loadavg_at_end'])}",
         f"- {info['shared']}.",
-        f"- Servers on core {meta['server_core']} (taskset), load generator on core {meta['client_core']}.",
+        f"- Servers on core {meta['server_core']} (taskset), load generator on core "
+        f"{meta['client_core']}.",
         f"- Packages: {pkgs}",
         f"- Server settings (all targets): `{' '.join(f'{k}={v}' for k, v in SERVER_ENV.items())}`",
         "- Targets: "

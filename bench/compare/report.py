@@ -86,6 +86,7 @@ def latency_table(data: dict[str, Results]) -> list[str]:
 def capacity_table(results: Results) -> list[str]:
     rows = [
         row("deliveries/s", values(results, lambda r: _get(r, ("deliveries_per_s",))), 0),
+        row("jobs done/s", values(results, lambda r: _get(r, ("jobs_per_s",))), 1),
         row("CPU us/delivery", values(results, lambda r: _get(r, ("cpu_us_per_delivery",)))),
         row("server CPU s", values(results, lambda r: _get(r, ("server_cpu_s",)))),
         row("frames delivered", values(results, lambda r: _get(r, ("frames",))), 0),

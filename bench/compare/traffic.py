@@ -104,25 +104,22 @@ async def broadcast_run(
     """``clients`` listeners on a running server, ``count`` pushes at ``rate``/s."""
     port = server.port
     listen = Listen(expected_done=clients * count)
-    if True:  # one block per measurement, as in the other workloads
-        rss_idle = group_rss_kb(server.pid)
-        conns: list[rawws.WsClient] = []
-        try:
-            conns = await rawws.connect_many(
-                port, target.dialect, clients, listen.on_event, within=180
-            )
-            listen.probe = conns[0]
-            await asyncio.sleep(1.0)
-            rss = group_rss_kb(server.pid)
-            cpu0 = group_cpu(server.pid)
-            t0 = await _drive(port, target.dialect, listen, rate, count)
-            deadline = listen.sched[-1] + 15.0  # bounded: what never came is "lost"
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(listen.finished.wait(), max(1.0, deadline - time.time()))
-            await asyncio.sleep(0.3)  # let the answer's audio_update land
-            cpu = group_cpu(server.pid) - cpu0
-        finally:
-            await rawws.close_all(conns)
+    rss_idle = group_rss_kb(server.pid)
+    conns: list[rawws.WsClient] = []
+    try:
+        conns = await rawws.connect_many(port, target.dialect, clients, listen.on_event, within=180)
+        listen.probe = conns[0]
+        await asyncio.sleep(1.0)
+        rss = group_rss_kb(server.pid)
+        cpu0 = group_cpu(server.pid)
+        t0 = await _drive(port, target.dialect, listen, rate, count)
+        deadline = listen.sched[-1] + 15.0  # bounded: what never came is "lost"
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(listen.finished.wait(), max(1.0, deadline - time.time()))
+        await asyncio.sleep(0.3)  # let the answer's audio_update land
+        cpu = group_cpu(server.pid) - cpu0
+    finally:
+        await rawws.close_all(conns)
     window = max(listen.last_arrival - t0, 1e-9)
     return {
         "clients": clients,
@@ -133,6 +130,7 @@ async def broadcast_run(
         "broadcast_samples_ms": [v * 1000 for v in listen.broadcast],
         "frames": listen.frames,
         "deliveries_per_s": listen.frames / window,
+        "jobs_per_s": listen.done_total / clients / window,
         "cpu_us_per_delivery": cpu / max(listen.frames, 1) * 1e6,
         "server_cpu_s": cpu,
         "lost_done_updates": listen.expected_done - listen.done_total,
