@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     sio_ping_interval: float = Field(25.0, gt=0, description="Engine.IO ping interval (s).")
     sio_ping_timeout: float = Field(20.0, gt=0, description="Engine.IO ping timeout (s).")
     notification_sound: str = Field(
-        "/static/gentle-gong.mp3", description="URL sent in notification_sound_update."
+        "/static/sounds/gentle-gong.mp3", description="URL sent in notification_sound_update."
     )
 
     # --- security (full stage) --------------------------------------------------------------
@@ -147,6 +147,27 @@ class Settings(BaseSettings):
         "queued after it stay in the store (sqlite) and resume on the next start.",
     )
     metrics_enabled: bool = Field(True, description="Serve /metrics (full stage).")
+
+    # --- staged rollout of the native /ws transport (browser client) ------------------------
+    rollout_ws_percent: float = Field(
+        0.0, ge=0, le=100, description="Share of browsers sent to native /ws (sticky, cookie)."
+    )
+    rollout_kill_switch: bool = Field(
+        False, description="Force every browser onto Socket.IO, even over ?transport=ws."
+    )
+    rollout_cookie_name: str = Field("genie_rollout_bucket", description="Rollout cookie name.")
+    rollout_cookie_max_age: int = Field(
+        31_536_000, ge=1, description="Seconds the rollout cookie lives."
+    )
+
+    # --- scene sessions (seeds 000-002) -------------------------------------------------------
+    scenes_db: str | None = Field(
+        None, description="SQLite file for scenes and their audio chunks (unset: in memory)."
+    )
+    scene_session_ttl: float = Field(
+        300.0, gt=0, description="Seconds an idle scene session lives before it expires."
+    )
+    scene_synth_slots: int = Field(2, ge=1, description="Scene chunks synthesized at once.")
 
     @field_validator("tts_providers", mode="before")
     @classmethod

@@ -22,11 +22,13 @@ in the rollout through a kill switch or an override.
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from config import Settings
 
 WS = "ws"
 SOCKETIO = "socketio"
@@ -50,20 +52,12 @@ class RolloutConfig:
     cookie_max_age: int = DEFAULT_COOKIE_MAX_AGE
 
     @classmethod
-    def from_settings(cls, settings: object) -> RolloutConfig:
-        """Read the ``rollout_*`` fields of a Settings object, with defaults when absent.
-
-        ``getattr`` with defaults lets this run before (or without) those fields in
-        ``config.Settings``; out-of-range percentages are clamped, not trusted.
-        """
-        percent = _as_float(getattr(settings, "rollout_ws_percent", 0.0))
+    def from_settings(cls, settings: Settings) -> RolloutConfig:
         return cls(
-            ws_percent=min(max(percent, 0.0), 100.0),
-            kill_switch=bool(getattr(settings, "rollout_kill_switch", False)),
-            cookie_name=str(getattr(settings, "rollout_cookie_name", None) or DEFAULT_COOKIE),
-            cookie_max_age=int(
-                getattr(settings, "rollout_cookie_max_age", None) or DEFAULT_COOKIE_MAX_AGE
-            ),
+            ws_percent=settings.rollout_ws_percent,
+            kill_switch=settings.rollout_kill_switch,
+            cookie_name=settings.rollout_cookie_name,
+            cookie_max_age=settings.rollout_cookie_max_age,
         )
 
     @property
@@ -150,11 +144,3 @@ def client_config_body(
         "socketio_path": "/socket.io/",
         "notification_sound": notification_sound,
     }
-
-
-def _as_float(value: object) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return 0.0
-    return number if math.isfinite(number) else 0.0

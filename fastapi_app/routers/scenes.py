@@ -58,13 +58,13 @@ def build_router(settings: Settings) -> APIRouter:
             app.state.scenes = None
             yield
             return
-        store = SceneStore(getattr(settings, "scenes_db", None) or ":memory:")
+        store = SceneStore(settings.scenes_db or ":memory:")
         await store.open()
         manager = SessionManager(
             store,
             engine,
-            ttl=getattr(settings, "scene_session_ttl", SESSION_TTL),
-            slots=getattr(settings, "scene_synth_slots", 2),
+            ttl=settings.scene_session_ttl,
+            slots=settings.scene_synth_slots,
         )
         sweeper = asyncio.create_task(manager.run_sweeper(), name="scene-sweeper")
         app.state.scenes = manager

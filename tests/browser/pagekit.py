@@ -67,20 +67,9 @@ def start_server(kind: str) -> ServerProcess:
     return flask_server(kind.removeprefix("flask-"), settings=settings)
 
 
-class RolloutSettings(Settings):
-    """Settings with the rollout fields, whether or not ``config.Settings`` has them yet."""
-
-    rollout_ws_percent: float = 0.0
-    rollout_kill_switch: bool = False
-
-
 def fastapi(**rollout_fields: Any) -> ThreadServer:
-    """An in-process FastAPI server (real uvicorn, free loopback port) with rollout settings.
-
-    In-process because the rollout fields reach it as a settings object: as GENIE_*
-    variables a subprocess would drop them until ``config.Settings`` declares them.
-    """
-    settings = RolloutSettings(
+    """An in-process FastAPI server (real uvicorn, free loopback port) with rollout settings."""
+    settings = Settings(
         _env_file=None, host="127.0.0.1", port=0, log_level="warning", **rollout_fields
     )
     return ThreadServer(settings)

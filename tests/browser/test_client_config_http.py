@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from config import STATIC_DIR
+from config import STATIC_DIR, Settings
 from tests.audio import duration, rms
 from tests.browser import gong
-from tests.browser.pagekit import RolloutSettings, decision_counts, fastapi
+from tests.browser.pagekit import decision_counts, fastapi
 from wire import rollout
 
 COOKIE = rollout.DEFAULT_COOKIE
@@ -78,7 +78,7 @@ def test_fastapi_kill_switch_and_skeletal_stage() -> None:
 def test_flask_always_socketio_and_keeps_the_bucket() -> None:
     from flask_app.app import create_app
 
-    settings = RolloutSettings(_env_file=None, rollout_ws_percent=100)
+    settings = Settings(_env_file=None, rollout_ws_percent=100)
     client = create_app(settings).test_client()
     client.set_cookie(COOKIE, "12")
     response = client.get("/api/client-config?transport=ws")

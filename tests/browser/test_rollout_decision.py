@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import random
-from types import SimpleNamespace
 
 import pytest
+from pydantic import ValidationError
 
+from config import Settings
 from wire import rollout
 from wire.rollout import BUCKETS, RolloutConfig, decide
 
@@ -93,26 +94,27 @@ def test_default_rand_draws_fresh_buckets() -> None:
     assert len(buckets) > 150 and all(0 <= b < BUCKETS for b in buckets)
 
 
-def test_settings_without_the_fields_mean_off() -> None:
-    cfg = RolloutConfig.from_settings(SimpleNamespace())
+def test_settings_defaults_mean_off() -> None:
+    cfg = RolloutConfig.from_settings(Settings(_env_file=None))
     assert cfg == RolloutConfig()
     assert (cfg.ws_percent, cfg.kill_switch) == (0.0, False)
     assert cfg.cookie_name == "genie_rollout_bucket"
 
 
-@pytest.mark.parametrize(
-    ("raw", "percent"), [(150, 100.0), (-5, 0.0), ("25", 25.0), ("nan", 0.0), (None, 0.0)]
-)
-def test_settings_percentages_are_clamped(raw: object, percent: float) -> None:
-    settings = SimpleNamespace(
-        rollout_ws_percent=raw,
-        rollout_kill_switch=True,
-        rollout_cookie_name="c",
-        rollout_cookie_max_age=60,
-    )
-    cfg = RolloutConfig.from_settings(settings)
-    expected = RolloutConfig(percent, kill_switch=True, cookie_name="c", cookie_max_age=60)
-    assert cfg == expected
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENIE_ROLLOUT_WS_PERCENT", "25")
+    monkeypatch.setenv("GENIE_ROLLOUT_KILL_SWITCH", "true")
+    cfg = RolloutConfig.from_settings(Settings(_env_file=None))
+    assert (cfg.ws_percent, cfg.kill_switch) == (25.0, True)
+
+
+@pytest.mark.parametrize("raw", ["150", "-5", "nan", "lots"])
+def test_settings_refuse_percentages_out_of_range(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    monkeypatch.setenv("GENIE_ROLLOUT_WS_PERCENT", raw)
+    with pytest.raises(ValidationError, match="rollout_ws_percent"):
+        Settings(_env_file=None)
 
 
 def test_client_config_body() -> None:
