@@ -85,7 +85,7 @@ async def test_legacy_genie_flow(stage: str, transport: str) -> None:
             deleted = await http.get(f"/delete-snapshot/{job_id}")
             assert deleted.status_code == 200 and job_id in deleted.text
             sound = await page.wait_for("notification_sound_update")
-            assert sound[0]["soundFile"] == "/static/gentle-gong.mp3"
+            assert sound[0]["soundFile"] == "/static/sounds/gentle-gong.mp3"
             assert (await page.wait_for("done_update", 2))[-1] == {"value": 0}
             assert (await http.get("/get_queue/done")).json() == {"done_jobs": []}
             assert (await http.get(f"/get-answer/{job_id}")).status_code == 404

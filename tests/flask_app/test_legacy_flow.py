@@ -56,11 +56,11 @@ async def test_legacy_genie_flow(async_mode: str, transport: str) -> None:
             assert deleted.status_code == 200
             assert deleted.text == f"Deleted snapshot [{job_id}]"
             sound = await page.wait_for("notification_sound_update")
-            assert sound == [{"soundFile": "/static/gentle-gong.mp3"}]
+            assert sound == [{"soundFile": "/static/sounds/gentle-gong.mp3"}]
             # As the original: the done count first, then the gong.
             assert page.without_clock()[-2:] == [
                 ("done_update", {"value": 0}),
-                ("notification_sound_update", {"soundFile": "/static/gentle-gong.mp3"}),
+                ("notification_sound_update", {"soundFile": "/static/sounds/gentle-gong.mp3"}),
             ]
             assert (await http.get("/get_queue/done")).json() == {"done_jobs": []}
 

@@ -55,14 +55,6 @@ CASES: list[tuple[str, tuple[int, str, Any]]] = [
     ("/static/nothing-here.mp3", error(404, "not_found", "no file 'nothing-here.mp3' under /static")),  # noqa: E501
 ]  # fmt: skip
 
-# Where the FastAPI app still answers differently (reported to the lead; fastapi_app/ is
-# not ours to edit). The test fails if they change in any way.
-FASTAPI_KNOWN = {
-    "/push": "a missing question's 422 has no 'detail' list (routers/legacy.py raises "
-    "ApiError itself; wire.legacy_http.missing_param('question') gives the same body as "
-    "FastAPI's own validation error on /get_tts_audio)",
-}
-
 # Sent as raw request lines: no client may normalise the dots away.
 ESCAPES = ("/static/../config.py", "/static/%2e%2e/config.py", "/static/..%2fconfig.py")
 
@@ -109,17 +101,7 @@ async def test_bad_input_answers(gated_server: Gated) -> None:
             assert response.status_code == 404 and response.json()["code"] == "job_not_found"
         assert (await http.get("/health")).status_code == 200
     await page.close()
-    if gated_server.kind == "fastapi" and differences and _only_known(differences):
-        pytest.xfail("; ".join(FASTAPI_KNOWN.values()))
     assert differences == {}
-
-
-def _only_known(differences: dict[str, Any]) -> bool:
-    """True if FastAPI differs exactly as reported: /push's 422 lacks only ``detail``."""
-    if set(differences) != set(FASTAPI_KNOWN):
-        return False
-    got, (status, kind, body) = differences["/push"]
-    return bool(got == (status, kind, {k: v for k, v in body.items() if k != "detail"}))
 
 
 def _id(item: str) -> str:

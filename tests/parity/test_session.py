@@ -27,7 +27,7 @@ pytestmark = pytest.mark.anyio
 QUESTIONS = ("what is 2 plus 3", "what is 3 times 4", "what is 10 minus 4")
 JSON = "application/json"
 MP3 = "audio/mpeg"
-GONG = {"soundFile": "/static/gentle-gong.mp3"}
+GONG = {"soundFile": "/static/sounds/gentle-gong.mp3"}
 
 
 def said(text: str) -> tuple[str, dict[str, str]]:
