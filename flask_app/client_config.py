@@ -42,14 +42,7 @@ def create_blueprint(settings: Settings) -> Blueprint:
         )
         response = jsonify(body)
         response.headers["Cache-Control"] = "no-store"
-        response.set_cookie(
-            config.cookie_name,
-            str(decision.bucket),
-            max_age=config.cookie_max_age,
-            path="/",
-            httponly=True,
-            samesite="Lax",
-        )
+        response.set_cookie(**rollout.cookie(decision, config))
         return response
 
     return blueprint

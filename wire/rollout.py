@@ -144,3 +144,15 @@ def client_config_body(
         "socketio_path": "/socket.io/",
         "notification_sound": notification_sound,
     }
+
+
+def cookie(decision: Decision, config: RolloutConfig) -> dict[str, Any]:
+    """``set_cookie`` keyword arguments (Starlette and Werkzeug take the same names)."""
+    return {
+        "key": config.cookie_name,
+        "value": str(decision.bucket),
+        "max_age": config.cookie_max_age,
+        "path": "/",
+        "httponly": True,
+        "samesite": "lax",
+    }

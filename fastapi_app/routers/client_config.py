@@ -64,14 +64,7 @@ def build_router(settings: Settings, features: Features, metrics: AppMetrics | N
             notification_sound=settings.notification_sound,
         )
         response = JSONResponse(body, headers={"Cache-Control": "no-store"})
-        response.set_cookie(
-            config.cookie_name,
-            str(decision.bucket),
-            max_age=config.cookie_max_age,
-            path="/",
-            httponly=True,
-            samesite="lax",
-        )
+        response.set_cookie(**rollout.cookie(decision, config))
         return response
 
     return router

@@ -116,7 +116,7 @@ def referenced_paths(path: Path) -> list[tuple[str, Path]]:
             out.append((link, path.parent / link.split("#")[0]))
     for token in INLINE.findall(text):
         first = token.split("/")[0]
-        if "/" in token and first in top or token in top:
+        if ("/" in token and first in top) or token in top:
             out.append((token, ROOT / token.split("::")[0]))
     return out
 
