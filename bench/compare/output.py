@@ -103,7 +103,8 @@ def write_all(out: Path, plan: Plan, results: dict[str, Any], meta: dict[str, An
         f"{plan.latency_rate:g} pushes/s, {plan.latency_pushes} pushes per "
         "size; broadcast = scheduled push -> k-th `done_update` at every client; "
         "job->audio_update = scheduled push -> the answer's `audio_update` at the "
-        "asking client.",
+        "asking client; not delivered = `done_update` frames still missing 15 s after the "
+        "last scheduled push (backlog or loss).",
         report.latency_table(latency),
         lat_errors,
     )

@@ -75,7 +75,7 @@ def latency_table(data: dict[str, Results]) -> list[str]:
         )
         rows.append(
             row(
-                f"{clients} clients lost done_update",
+                f"{clients} clients done_update not delivered",
                 values(results, lambda r: _get(r, ("lost_done_updates",))),
                 0,
             )
@@ -90,7 +90,11 @@ def capacity_table(results: Results) -> list[str]:
         row("CPU us/delivery", values(results, lambda r: _get(r, ("cpu_us_per_delivery",)))),
         row("server CPU s", values(results, lambda r: _get(r, ("server_cpu_s",)))),
         row("frames delivered", values(results, lambda r: _get(r, ("frames",))), 0),
-        row("lost done_update", values(results, lambda r: _get(r, ("lost_done_updates",))), 0),
+        row(
+            "done_update not delivered",
+            values(results, lambda r: _get(r, ("lost_done_updates",))),
+            0,
+        ),
     ]
     return md_table(HEADERS, rows)
 

@@ -66,22 +66,28 @@ def judge(
                 what,
             )
         )
-    base = (ceiling.get("flask-threading") or {}).get("ceiling")
-    for name in ("fastapi-ws", "fastapi-sio"):
-        held = (ceiling.get(name) or {}).get("ceiling")
-        capped = "cap" in str((ceiling.get(name) or {}).get("stopped_by", ""))
-        entry = _judge(
-            f"{name} idle-client ceiling >= 5x flask-threading",
-            float(base or "nan"),
-            float(held or "nan"),
-            5.0,
-            "clients held",
-        )
-        entry["figures"] = f"clients held: {held} vs {base}" + (
-            " (cap reached: a lower bound)" if capped else ""
-        )
-        out.append(entry)
+    out += [_ceiling(ceiling, name) for name in ("fastapi-ws", "fastapi-sio")]
     return at, out
+
+
+def _capped(result: dict[str, Any]) -> bool:
+    return str(result.get("stopped_by", "")).startswith("cap ")
+
+
+def _ceiling(ceiling: dict[str, Any], name: str) -> dict[str, Any]:
+    """Ceiling ratio; when the baseline held the cap too, the run cannot tell (raise the
+    cap: ``Plan.ceiling_cap``), so the status is ``inconclusive``, not met or missed."""
+    base_result, result = ceiling.get("flask-threading") or {}, ceiling.get(name) or {}
+    base, held = base_result.get("ceiling"), result.get("ceiling")
+    entry = _judge(f"{name} idle-client ceiling >= 5x flask-threading",
+                   float(base or "nan"), float(held or "nan"), 5.0, "clients held")  # fmt: skip
+    entry["figures"] = f"clients held: {held} vs {base}"
+    if _capped(base_result):
+        entry["status"] = "inconclusive"
+        entry["figures"] += " (both reached the cap: neither ceiling was found)"
+    elif _capped(result):
+        entry["figures"] += " (cap reached: a lower bound)"
+    return entry
 
 
 def targets_lines(at: int, judged: list[dict[str, Any]]) -> list[str]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,7 +76,7 @@ def test_report_has_a_side_by_side_table_per_workload(quick_run: tuple[Path, str
 def test_targets_are_judged(quick_run: tuple[Path, str]) -> None:
     out, _ = quick_run
     report = (out / "report.md").read_text(encoding="utf-8")
-    statuses = re.findall(r"\| \*\*(met|missed|n/a)\*\* \|", report)
+    statuses = re.findall(r"\| \*\*(met|missed|inconclusive|n/a)\*\* \|", report)
     assert len(statuses) == 8
 
 
@@ -97,3 +99,46 @@ def test_charts_are_png(quick_run: tuple[Path, str]) -> None:
     out, _ = quick_run
     for name in CHARTS:
         assert (out / name).read_bytes()[:8] == PNG_MAGIC, name
+
+
+def _running_ports(ports: set[str]) -> set[str]:
+    """Which of ``ports`` a live process still has on its command line (``--port P``)."""
+    alive = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        for i, arg in enumerate(argv[:-1]):
+            if arg == b"--port" and argv[i + 1].decode() in ports:
+                alive.add(argv[i + 1].decode())
+    return alive
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_stops_every_server_it_started(tmp_path: Path) -> None:
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.compare", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(600):  # until its first server is up (its log file exists)
+            if list(out.glob("server-*.log")) or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        time.sleep(2.0)
+        ports = {p.stem.removeprefix("server-") for p in out.glob("server-*.log")}
+        assert ports, "no server was started"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert _running_ports(ports) == set()
+    assert not (out / "report.md").exists()

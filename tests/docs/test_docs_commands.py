@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.util
 import re
 import shlex
@@ -21,6 +22,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
+from config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted((ROOT / "migration_docs").glob("*.md"))
@@ -76,8 +80,27 @@ def _check_python(args: list[str]) -> None:
             if not arg.startswith("-"):
                 assert (ROOT / arg.split("::")[0]).exists(), f"no test path {arg}"
         return
-    code, err = help_exit((module, *rest))
-    assert code == 0, f"python -m {module} {' '.join(rest)} --help exited {code}: {err}"
+    code, err = help_exit((module,))
+    assert code == 0, f"python -m {module} --help exited {code}: {err}"
+    parse_shown(module, rest)
+
+
+def parse_shown(module: str, rest: list[str]) -> None:
+    """Parse the shown arguments with the module's own parser (``--help`` alone would
+    exit 0 before argparse sees an unknown flag). Entry points without ``parse_args``
+    take ``config.Settings`` flags (``python -m fastapi_app``)."""
+    entry = importlib.import_module(f"{module}.__main__" if is_package(module) else module)
+    try:
+        parsed = entry.parse_args(rest) if hasattr(entry, "parse_args") else (None, rest)
+        if isinstance(parsed, tuple) and parsed[1]:  # flags left for config.Settings
+            Settings(_env_file=None, _cli_parse_args=parsed[1])
+    except (SystemExit, ValidationError) as exc:
+        pytest.fail(f"python -m {module} {' '.join(rest)}: arguments refused ({exc})")
+
+
+def is_package(module: str) -> bool:
+    spec = importlib.util.find_spec(module)
+    return spec is not None and spec.submodule_search_locations is not None
 
 
 def check_command(command: str) -> None:
@@ -121,7 +144,7 @@ def referenced_paths(path: Path) -> list[tuple[str, Path]]:
     return out
 
 
-@pytest.mark.parametrize("doc", FILES, ids=lambda p: p.name)
+@pytest.mark.parametrize("doc", FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_referenced_file_exists(doc: Path) -> None:
     missing = [shown for shown, target in referenced_paths(doc) if not target.exists()]
     assert not missing, f"{doc.name} references missing files: {missing}"
@@ -130,8 +153,10 @@ def test_every_referenced_file_exists(doc: Path) -> None:
 def test_the_checks_can_fail() -> None:
     with pytest.raises(AssertionError):
         check_command("python -m no_such_module_here --flag")
-    with pytest.raises(AssertionError):
+    with pytest.raises(pytest.fail.Exception):
         check_command("python -m bench.compare --no-such-flag")
+    with pytest.raises(pytest.fail.Exception):
+        check_command("python -m fastapi_app --stage nonsense")
     with pytest.raises(pytest.fail.Exception):
         check_command("rm -rf build")
     with pytest.raises(AssertionError):
