@@ -2,8 +2,10 @@
 
     python -m bench.compare [--quick] [--out DIR]
 
-Four targets, each a fresh server process per workload on its own loopback port,
-pinned to core 0 while this process (the load generator) runs on core 1:
+Four targets, each a fresh server process on its own loopback port (one per workload
+and target; ``--quick``: one per target), pinned to core 0 with ``taskset`` while this
+process (the load generator) runs on core 1. Servers run in their own process group
+and are stopped on exit, failure, Ctrl-C, SIGTERM or SIGHUP (``servers.LIVE``):
 
 - ``flask-threading``: ``python -m flask_app --async-mode threading`` (as Genie ran it);
 - ``flask-gevent``: ``python -m flask_app --async-mode gevent``;
@@ -12,4 +14,9 @@ pinned to core 0 while this process (the load generator) runs on core 1:
 
 All share ``config.Settings`` (same speech engine, same offline job handler); the load
 generator speaks the wire protocols directly through ``bench.rawws``.
+
+Modules: ``plan`` (sizes), ``servers`` (targets, process groups), ``traffic`` (latency
+and capacity), ``ceiling`` (idle connections, RSS), ``audio``, ``mix``, ``run``
+(orchestration), ``report``/``targets``/``charts``/``output`` (the output folder).
+Results are in ``migration_docs/results.md``.
 """
