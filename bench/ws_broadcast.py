@@ -23,7 +23,7 @@ time; latency = arrival - scheduled time, so backlog shows. Figures per run:
 Targets: ``native`` (``/ws``), ``sio-broadcast`` (Socket.IO with the kit's
 BroadcastManager), ``sio-emit-only`` (BroadcastManager without its lean Engine.IO poll),
 ``sio-default`` (python-socketio's own AsyncManager). Experiments: ``--loop uvloop``,
-``--gc off|tuned`` (see ``bench.serve.tune_gc``), ``--profile`` (py-spy, collapsed
+``--gc off|freeze|tuned`` (see ``bench.serve.tune_gc``), ``--profile`` (py-spy, collapsed
 stacks under bench/reports/profiles/).
 
 Every scenario runs ``--repeat`` times (default 2): these machines are shared and noisy.
@@ -245,7 +245,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--gc",
-        choices=["default", "off", "tuned"],
+        choices=["default", "off", "freeze", "tuned"],
         default="default",
         help="server GC experiment (see bench.serve.tune_gc)",
     )
