@@ -4,31 +4,22 @@
   ``GenieServer`` and config as ``python -m fastapi_app``) in a thread with its own
   event loop, on a socket bound to a free port before start (no port race). Usable as
   ``with`` or ``async with``; ``stop()`` runs the graceful shutdown.
-- :class:`ProcessServer`: ``python -m fastapi_app`` as a subprocess with ``GENIE_*``
-  settings, for what only a process can show (SIGTERM, a restart). ``terminate()``
-  sends SIGTERM and waits.
+- Servers as subprocesses (``python -m fastapi_app`` / ``flask_app``, for what only a
+  process can show: SIGTERM, a restart) are in ``tests/flask_app/launch.py``.
 
-Both expose ``url`` (http://127.0.0.1:PORT), ``ws_url`` and ``port``.
+Both expose ``url`` (http://127.0.0.1:PORT), ``ws_url`` and ``port`` (LoopbackUrls).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 
 from config import Settings
 
@@ -48,7 +39,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class _Urls:
+class LoopbackUrls:
     port: int
 
     @property
@@ -60,7 +51,7 @@ class _Urls:
         return f"ws://127.0.0.1:{self.port}"
 
 
-class ThreadServer(_Urls):
+class ThreadServer(LoopbackUrls):
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         from fastapi_app.main import create_app
         from fastapi_app.server import GenieServer, uvicorn_config
@@ -126,66 +117,3 @@ class ThreadServer(_Urls):
 
     async def __aexit__(self, *exc: object) -> None:
         await anyio.to_thread.run_sync(self.stop)
-
-
-class ProcessServer(_Urls):
-    def __init__(self, *args: str, **settings: Any) -> None:
-        self.args = list(args)  # extra command-line flags, e.g. "--stage", "mvp"
-        self.settings = {"log_level": "warning", **settings}
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.returncode: int | None = None
-        # A file, not a pipe: a chatty server must never block on a full pipe.
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in __exit__
-
-    def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GENIE_")}
-        for name, value in self.settings.items():
-            text = value if isinstance(value, str) else json.dumps(value)
-            env[f"GENIE_{name.upper()}"] = text
-        env["PYTHONPATH"] = str(ROOT)
-        return env
-
-    def start(self) -> ProcessServer:
-        cmd = [sys.executable, "-m", "fastapi_app", "--host", "127.0.0.1", "--port", str(self.port)]
-        cmd += self.args
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self._env(), stderr=self._log)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.log_text()[-2000:]
-                raise RuntimeError(f"server exited with {self.proc.returncode}: {err}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
-                    return self
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError("server did not answer /health in time")
-
-    def terminate(self, timeout: float = 20.0) -> int:
-        """SIGTERM, then wait for a clean exit; returns the exit code."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.returncode = self.proc.wait(timeout=timeout)
-        finally:
-            self.kill()
-        return self.returncode
-
-    def log_text(self) -> str:
-        """What the server wrote to stderr so far."""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-    def __enter__(self) -> ProcessServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.kill()
-        self._log.close()

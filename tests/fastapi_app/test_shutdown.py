@@ -12,7 +12,7 @@ import socketio
 import websockets
 
 from tests.fastapi_app.helpers import WsClient
-from tests.servers import ProcessServer
+from tests.flask_app.launch import fastapi_server
 
 pytestmark = pytest.mark.anyio
 
@@ -38,7 +38,7 @@ async def test_sigterm_closes_sockets_keeps_jobs_and_the_next_start_resumes_them
 ) -> None:
     db = tmp_path / "jobs.db"
     settings = {"stage": "full", "store": f"sqlite:///{db}", "job_handler": SLEEPY}
-    server = ProcessServer(**settings, log_level="info").start()
+    server = fastapi_server(settings={**settings, "log_level": "info"}).start()
     try:
         http = httpx.AsyncClient(base_url=server.url, timeout=10)
         page = socketio.AsyncClient(reconnection=False)
@@ -50,7 +50,7 @@ async def test_sigterm_closes_sockets_keeps_jobs_and_the_next_start_resumes_them
         await _until(http, "run", 1)
 
         # uvicorn re-raises the signal once its graceful shutdown is over.
-        assert await anyio.to_thread.run_sync(server.terminate) in (0, -15)
+        assert await anyio.to_thread.run_sync(server.signal) in (0, -15)
         with pytest.raises(websockets.ConnectionClosed) as closed:
             while True:
                 await native.next()
@@ -62,25 +62,25 @@ async def test_sigterm_closes_sockets_keeps_jobs_and_the_next_start_resumes_them
         assert "Application shutdown complete" in log and "Traceback" not in log
         assert _states(db) == {"sleep 1.5": "running", "what is 2 plus 2": "todo"}
     finally:
-        server.kill()
+        server.close()
 
-    restarted = ProcessServer(**settings).start()
+    restarted = fastapi_server(settings=settings).start()
     try:
         async with httpx.AsyncClient(base_url=restarted.url, timeout=10) as http:
             done = await _until(http, "done", 2)
             assert any("sleep 1.5" in item for item in done)
             assert any("what is 2 plus 2" in item for item in done)
             assert (await http.get("/get_queue/dead")).json() == {"dead_jobs": []}
-        assert restarted.terminate() in (0, -15)
+        assert restarted.signal() in (0, -15)
     finally:
-        restarted.kill()
+        restarted.close()
     assert set(_states(db).values()) == {"done"}
 
 
 async def test_command_line_flags_choose_stage_and_workers() -> None:
-    with ProcessServer("--stage", "mvp", "--workers", "2") as server:
+    with fastapi_server(args=("--stage", "mvp", "--workers", "2")) as server:
         async with httpx.AsyncClient(base_url=server.url) as http:
             assert (await http.get("/health")).json()["stage"] == "mvp"
             async with await WsClient.connect(server.ws_url + "/ws") as ws:
                 assert "seq" not in ws.seen[0]  # an MVP greeting
-        assert server.terminate() in (0, -15)
+        assert server.signal() in (0, -15)

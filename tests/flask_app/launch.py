@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,19 +22,15 @@ from typing import Any
 import anyio
 import httpx
 
+from tests.servers import LoopbackUrls, free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
 # Quiet, and the clock fast enough that a short test sees time_update.
 BASE_SETTINGS: dict[str, Any] = {"log_level": "warning", "clock_interval": 0.25}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ServerProcess:
+class ServerProcess(LoopbackUrls):
     def __init__(
         self,
         name: str,
@@ -53,10 +48,6 @@ class ServerProcess:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GENIE_")}
