@@ -61,7 +61,7 @@ def ask_and_hear_answer(page: Any) -> str:
 
     answer = page.wait_for_function(
         """() => window.__media.find((m) => m.kind === "ended" && m.player === "player"
-                 && /42/.test(decodeURIComponent(m.url)))""",
+                 && /is 42/.test(decodeURIComponent(new URL(m.url).search)))""",
         timeout=WAIT_MS,
     ).json_value()
     urls = pagekit.played(page, "player")
