@@ -22,7 +22,7 @@ time; latency = arrival - scheduled time, so backlog shows. Figures per run:
 
 Targets: ``native`` (``/ws``), ``sio-broadcast`` (Socket.IO with the kit's
 BroadcastManager), ``sio-emit-only`` (BroadcastManager without its lean Engine.IO poll),
-``sio-default`` (python-socketio's own AsyncManager). Experiments: ``--loop uvloop``,
+``sio-default`` (python-socketio's own AsyncManager). Experiments: ``--loop asyncio``,
 ``--gc off|freeze|tuned`` (see ``bench.serve.tune_gc``), ``--profile`` (py-spy, collapsed
 stacks under bench/reports/profiles/).
 
@@ -235,8 +235,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--loop",
         choices=["asyncio", "uvloop"],
-        default="asyncio",
-        help="server event loop (python -m fastapi_app uses asyncio.run)",
+        default="uvloop",
+        help="server event loop (python -m fastapi_app runs uvicorn's default: uvloop)",
     )
     p.add_argument(
         "--profile",

@@ -25,7 +25,7 @@ from typing import Any
 from starlette.websockets import WebSocket
 
 from fastapi_app.client import Client
-from fastapi_app.outbox import Outbox, SendStats
+from fastapi_app.outbox import DirectWrite, Outbox, SendStats
 from wire import frames
 
 log = logging.getLogger(__name__)
@@ -63,12 +63,14 @@ class ConnectionManager:
 
     # --- sockets ----------------------------------------------------------------------
 
-    def open(self, ws: WebSocket, subject: str | None = None) -> Client:
+    def open(
+        self, ws: WebSocket, subject: str | None = None, direct: DirectWrite | None = None
+    ) -> Client:
         """Register an accepted socket as a new client and greet it."""
         client = Client(
             str(uuid.uuid4()), subject, self.options.history, self.options.resume_window
         )
-        client.outbox = Outbox(ws.send, self.options.queue_size, self.stats)
+        client.outbox = Outbox(ws.send, self.options.queue_size, self.stats, direct)
         self.clients[client.id] = self.live[client.id] = client
         client.control(frames.connection_established(client.id))
         return client

@@ -90,4 +90,4 @@ class GenieApp:
         if runtime is None:  # starting or stopping
             await ws.close(SERVICE_RESTART, "server not ready")
             return
-        await WsSession(runtime, ws).run()
+        await WsSession(runtime, ws, send).run()

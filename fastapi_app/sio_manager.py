@@ -17,6 +17,12 @@ parent, one binary broadcast to websocket and polling clients at once works).
 
 Emits with a callback (each recipient needs its own ack id) go to the parent class.
 
+Cheapest of all: a websocket-transport socket whose writer is parked waiting for its
+next packet, with nothing queued, gets the text frame written straight to its uvicorn
+transport (``fastapi_app.direct_frames``): no queue hand-off, no writer wake-up, no ASGI
+send. To know each socket's transport, the Engine.IO server's websocket wrapper is
+swapped for :class:`_TrackedWebSocket`, which records it for the socket's lifetime.
+
 The other half of the cost sits in python-engineio: each socket's writer waits for its
 next packet with ``asyncio.wait_for``, i.e. a new Task and a timer per packet sent.
 :class:`LeanPoll` is a drop-in for that one method (``AsyncSocket.poll``), installed on
@@ -31,15 +37,19 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import socketio
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
+from engineio.async_drivers import asgi as eio_asgi
 from socketio import packet as sio_packet
+
+from fastapi_app.direct_frames import direct_text_writer
 
 # The engine.io socket attributes this relies on: ``queue`` (an unbounded asyncio.Queue),
 # ``closed`` and ``last_ping``; and the server's ``sockets`` dict and ``ping_timeout``.
@@ -56,6 +66,16 @@ class BroadcastManager(socketio.AsyncManager):
     def __init__(self, lean_poll: bool = True) -> None:
         super().__init__()
         self.lean_poll = lean_poll
+        # eio sid -> write_text, for websocket sockets on uvicorn's sansio protocol.
+        self.direct: dict[str, Callable[[str], bool]] = {}
+
+    def set_server(self, server: Any) -> None:
+        super().set_server(server)
+        eio = server.eio
+        # The driver table is a module-level dict shared by every server: copy, then swap.
+        if self.lean_poll and eio._async.get("websocket") is eio_asgi.WebSocket:
+            tracked = functools.partial(_TrackedWebSocket, direct=self.direct)
+            eio._async = {**eio._async, "websocket": tracked}
 
     async def pre_connect(self, eio_sid: str, namespace: str) -> Any:
         if self.lean_poll:
@@ -92,7 +112,9 @@ class BroadcastManager(socketio.AsyncManager):
         recipients = (
             eio_sid for sid, eio_sid in self.get_participants(namespace, room) if sid not in skip
         )
-        late = self._enqueue(recipients, packets)
+        # One text packet (no binary attachments) can skip the queue of a parked writer.
+        text = packets[0].encode() if len(packets) == 1 and not packets[0].binary else None
+        late = self._enqueue(recipients, packets, text)
         # Sockets whose ping has timed out take the regular send path, which closes them
         # exactly as python-engineio would (and sends nothing).
         for socket in late:
@@ -117,10 +139,13 @@ class BroadcastManager(socketio.AsyncManager):
                 part.encode()  # fill the encode cache once; text encodes alike everywhere
         return packets
 
-    def _enqueue(self, eio_sids: Iterable[str], packets: list[eio_packet.Packet]) -> list[Any]:
-        """Queue ``packets`` on every live socket; return the sockets that need a slow path."""
+    def _enqueue(
+        self, eio_sids: Iterable[str], packets: list[eio_packet.Packet], text: str | None
+    ) -> list[Any]:
+        """Hand ``packets`` to every live socket; return the sockets that need a slow path."""
         eio = self.server.eio
         sockets = eio.sockets
+        direct = self.direct if text is not None else {}
         deadline = time.time() - eio.ping_timeout
         late = []
         count = 0
@@ -132,13 +157,43 @@ class BroadcastManager(socketio.AsyncManager):
             if last_ping and last_ping < deadline:
                 late.append(socket)
                 continue
+            count += 1
+            write = direct.get(eio_sid)
+            # Only while the writer waits on an empty queue has everything queued before
+            # reached the transport: writing now keeps the socket's order.
+            if write is not None and _writer_parked(socket) and write(text):
+                continue
             put = socket.queue.put_nowait
             for pkt in packets:
                 put(_own_copy(pkt) if pkt.binary else pkt)
-            count += 1
         if eio.logger.isEnabledFor(logging.INFO):
             eio.logger.info("Broadcast %d packet(s) to %d socket(s)", len(packets), count)
         return late
+
+
+def _writer_parked(socket: Any) -> bool:
+    poll = socket.poll
+    return type(poll) is LeanPoll and poll.parked_task is not None and socket.queue.empty()
+
+
+class _TrackedWebSocket(eio_asgi.WebSocket):
+    """python-engineio's ASGI websocket wrapper, recording a direct writer for the
+    socket it serves (``handler`` is that socket's bound ``_websocket_handler``) from
+    the moment the handshake is accepted until the handler returns."""
+
+    def __init__(self, handler: Any, server: Any, *, direct: dict[str, Any]) -> None:
+        socket = handler.__self__
+
+        async def tracked(ws: eio_asgi.WebSocket) -> None:
+            write = direct_text_writer(ws.asgi_send)
+            if write is not None:
+                direct[socket.sid] = write
+            try:
+                await handler(ws)
+            finally:
+                direct.pop(socket.sid, None)
+
+        super().__init__(tracked, server)
 
 
 def _own_copy(pkt: eio_packet.Packet) -> eio_packet.Packet:

@@ -15,10 +15,12 @@ import time
 from typing import NoReturn
 
 from fastapi.responses import JSONResponse
+from starlette.types import Send
 from starlette.websockets import WebSocket
 
 from fastapi_app.access import subject_of
 from fastapi_app.client import Client
+from fastapi_app.direct_frames import direct_text_writer
 from fastapi_app.errors import error_response
 from fastapi_app.runtime import Runtime
 from fastapi_app.security import AuthError, auth_frame_token, token_from_connection
@@ -37,10 +39,11 @@ class _Rejected(Exception):
 
 
 class WsSession:
-    def __init__(self, rt: Runtime, ws: WebSocket) -> None:
+    def __init__(self, rt: Runtime, ws: WebSocket, asgi_send: Send) -> None:
         assert rt.connections is not None
         self.rt = rt
         self.ws = ws
+        self.asgi_send = asgi_send  # what ws.send wraps; see fastapi_app.direct_frames
         self.connections = rt.connections
 
     async def run(self) -> None:
@@ -48,7 +51,8 @@ class WsSession:
             subject = await self._handshake()
         except _Rejected:
             return
-        client = self.client = self.connections.open(self.ws, subject)
+        direct = direct_text_writer(self.asgi_send)
+        client = self.client = self.connections.open(self.ws, subject, direct)
         outbox = client.outbox
         assert outbox is not None
         code = 1006

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import engineio
 import engineio.async_socket
 import engineio.exceptions
@@ -52,7 +53,14 @@ async def serve(app: Any) -> AsyncIterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", ws_per_message_deflate=False)
+    # The app's WebSocket protocol (fastapi_app.server), so direct frames are in play.
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="off",
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
@@ -413,6 +421,26 @@ async def test_lean_poll_timeout_counts_from_the_start_of_each_wait() -> None:
     for n in range(15):
         loop.call_later(0.05, socket.queue.put_nowait, _pkt(str(n)))
         assert [p.data for p in await poll()] == [str(n)]
+
+
+async def test_parked_websocket_writers_get_frames_directly_in_order(server: Server) -> None:
+    """Text broadcasts skip a parked writer's queue; binary ones still go through it.
+    Interleaved without pauses, every client still sees them in emit order."""
+    if server.manager == "default":
+        pytest.skip("only BroadcastManager writes frames directly")
+    manager = server.sio.manager
+    async with listeners(server, ("websocket", "polling", "websocket")) as clients:
+        eio_sids = {manager.eio_sid_from_sid(c.sid, "/"): c.transport for c in clients}
+        direct = {sid for sid, transport in eio_sids.items() if transport == "websocket"}
+        assert set(manager.direct) == direct  # polling sockets have no transport of their own
+        for n in range(12):  # 12: the long-poll client's payload limit, as above
+            await server.sio.emit("n", n if n % 3 else bytes([n]))
+        for client in clients:
+            got = [(await client.next())[1] for _ in range(12)]
+            assert got == [n if n % 3 else bytes([n]) for n in range(12)], client.transport
+    with anyio.fail_after(WAIT):  # the server's handlers end just after the clients leave
+        while manager.direct:  # noqa: ASYNC110 - a plain dict, nothing to wait on
+            await asyncio.sleep(0.01)
 
 
 async def test_broadcast_manager_installs_lean_poll(server: Server) -> None:
