@@ -172,8 +172,16 @@ class BroadcastManager(socketio.AsyncManager):
 
 
 def _writer_parked(socket: Any) -> bool:
+    """The socket's websocket writer waits on an empty queue. Before the upgrade is done
+    the parked poll is a long-poll GET and the websocket is the client's probe, which
+    must carry nothing but the probe exchange."""
     poll = socket.poll
-    return type(poll) is LeanPoll and poll.parked_task is not None and socket.queue.empty()
+    return (
+        socket.upgraded
+        and type(poll) is LeanPoll
+        and poll.parked_task is not None
+        and socket.queue.empty()
+    )
 
 
 class _TrackedWebSocket(eio_asgi.WebSocket):

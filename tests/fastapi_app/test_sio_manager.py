@@ -309,6 +309,41 @@ async def test_polling_payload_is_exactly_engineio_v4(server: Server) -> None:
     ]
 
 
+async def test_a_websocket_carries_only_the_probe_until_the_upgrade(server: Server) -> None:
+    """While a client upgrades, its long-poll is still the transport: an event emitted
+    then goes out on the poll, and the new websocket sees nothing before ``3probe``."""
+    async with httpx.AsyncClient(base_url=server.url, timeout=WAIT) as http:
+        opened = (await http.get("/socket.io/", params={"EIO": 4, "transport": "polling"})).text
+        sid = json.loads(opened[1:])["sid"]
+        params = {"EIO": 4, "transport": "polling", "sid": sid}
+        await http.post("/socket.io/", params=params, content="40")
+        assert (await http.get("/socket.io/", params=params)).text.startswith('40{"sid":')
+        long_poll = asyncio.create_task(http.get("/socket.io/", params=params))
+        ws_url = server.url.replace("http://", "ws://")
+        ws = await websockets.connect(
+            f"{ws_url}/socket.io/?EIO=4&transport=websocket&sid={sid}", compression=None
+        )
+        try:
+            socket = server.sio.eio.sockets[sid]
+            with anyio.fail_after(WAIT):  # the server holds the poll and awaits the probe
+                while not socket.upgrading or (  # noqa: ASYNC110 - no event to wait on
+                    isinstance(socket.poll, LeanPoll) and socket.poll.parked_task is None
+                ):
+                    await asyncio.sleep(0.01)
+            await server.sio.emit("todo_update", {"value": 1})
+            assert (await asyncio.wait_for(long_poll, WAIT)).text == '42["todo_update",{"value":1}]'
+            await ws.send("2probe")
+            assert await asyncio.wait_for(ws.recv(), WAIT) == "3probe"
+            await ws.send("5")
+            await server.sio.emit("todo_update", {"value": 2})
+            frames = [await asyncio.wait_for(ws.recv(), WAIT)]
+            while frames[-1] == "6":  # the noop that ended the poll, if not sent on it
+                frames.append(await asyncio.wait_for(ws.recv(), WAIT))
+            assert frames[-1] == '42["todo_update",{"value":2}]'
+        finally:
+            await ws.close()
+
+
 # --- the point of the class ---------------------------------------------------------------
 
 
