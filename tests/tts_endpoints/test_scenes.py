@@ -122,13 +122,16 @@ async def test_unknown_session_and_bad_frames(
     seen = await session_frames(f"{server.ws_url}/ws/tts/nope")
     assert seen.of("error")[0]["message"] == "Session nope not found"
     assert seen.close_code == 4404
-    session = await start_session(http, await new_scene(http, chunks(2, tag="bad")))
+    # The server closes a session's socket once the scene is complete: a scene long
+    # enough (~1 s of synthesis) that the bad frames surely arrive while it streams.
+    scene = await new_scene(http, chunks(8, size=1000, tag="bad"))
+    session = await start_session(http, scene)
     async with websockets.connect(f"{server.ws_url}/ws/tts/{session}") as conn:
         await conn.send("{broken")
         await conn.send(json.dumps({"type": "ping"}))
         seen = await read_until(conn, Seen(), ("complete",))
     assert any(f.get("code") == "invalid_json" for f in seen.of("error"))
-    assert seen.of("pong") and len(seen.of("chunk_ready")) == 2
+    assert seen.of("pong") and len(seen.of("chunk_ready")) == 8
 
 
 async def test_reconnect_resumes_after_the_last_chunk_without_resynthesis(
