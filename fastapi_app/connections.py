@@ -25,7 +25,8 @@ from typing import Any
 from starlette.websockets import WebSocket
 
 from fastapi_app.client import Client
-from fastapi_app.outbox import DirectWrite, Outbox, SendStats
+from fastapi_app.direct_frames import DirectWrite
+from fastapi_app.outbox import Outbox, SendStats
 from wire import frames
 
 log = logging.getLogger(__name__)

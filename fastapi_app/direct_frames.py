@@ -3,8 +3,8 @@
 A frame the server sends is never masked, so it is just a 2-10 byte header and the
 UTF-8 text. Going through ASGI instead costs, per frame and recipient, starlette's state
 checks, uvicorn's ``send`` coroutine and its flow-control wait, and a ``websockets``
-``Frame`` object that is serialized and joined: about half the server's CPU per
-broadcast delivery here (the rest is the ``send()`` system call). So while a socket is
+``Frame`` object that is serialized and joined: about a third of the server's CPU per
+broadcast delivery here (most of the rest is the ``send()`` system call). So while a socket is
 open, writable and uncompressed, :class:`DirectFrames` frames the text itself and hands
 the bytes to the transport; whenever it cannot (buffer full, closing, another uvicorn
 protocol, permessage-deflate on) it says so and the caller takes the ASGI path, which
@@ -23,6 +23,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.protocol import State
 
 _TEXT_FIN = 0x81  # FIN bit + opcode 1 (text)
+DirectWrite = Callable[[str], bool]  # True: on the wire; False: take the ASGI path
 
 
 def frame_header(length: int) -> bytes:
@@ -59,7 +60,7 @@ class DirectFrames:
         return True
 
 
-def direct_text_writer(send: Callable[..., Any]) -> Callable[[str], bool] | None:
+def direct_text_writer(send: Callable[..., Any]) -> DirectWrite | None:
     """``write_text`` for the socket behind the ASGI ``send`` uvicorn gave us, or None
     when ``send`` is wrapped, comes from another WebSocket implementation, or the
     connection negotiated an extension (permessage-deflate) that changes the framing."""

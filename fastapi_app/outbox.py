@@ -26,12 +26,13 @@ from typing import Any
 
 from starlette.websockets import WebSocketDisconnect
 
+from fastapi_app.direct_frames import DirectWrite
+
 log = logging.getLogger(__name__)
 
 SLOW_CONSUMER = 1013  # "try again later": reconnect, then resume
 SLOW_REASON = "send queue full: client too slow"
 SendFn = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
-DirectWrite = Callable[[str], bool]  # True: on the wire; False: take the ASGI path
 _GONE = (WebSocketDisconnect, OSError, RuntimeError)  # what a send to a closed socket raises
 
 

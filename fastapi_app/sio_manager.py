@@ -17,16 +17,17 @@ parent, one binary broadcast to websocket and polling clients at once works).
 
 Emits with a callback (each recipient needs its own ack id) go to the parent class.
 
-Cheapest of all: a websocket-transport socket whose writer is parked waiting for its
-next packet, with nothing queued, gets the text frame written straight to its uvicorn
-transport (``fastapi_app.direct_frames``): no queue hand-off, no writer wake-up, no ASGI
-send. To know each socket's transport, the Engine.IO server's websocket wrapper is
-swapped for :class:`_TrackedWebSocket`, which records it for the socket's lifetime.
-
 The other half of the cost sits in python-engineio: each socket's writer waits for its
 next packet with ``asyncio.wait_for``, i.e. a new Task and a timer per packet sent.
 :class:`LeanPoll` is a drop-in for that one method (``AsyncSocket.poll``), installed on
 each socket as it connects (``BroadcastManager(lean_poll=False)`` leaves engineio's).
+
+Cheapest of all: an upgraded websocket socket whose writer is parked waiting for its
+next packet, with nothing queued, gets a text packet written straight to its uvicorn
+transport (``fastapi_app.direct_frames``): no queue hand-off, no writer wake-up, no ASGI
+send. To know each socket's transport, the Engine.IO server's websocket wrapper is
+swapped for :class:`_TrackedWebSocket`, which records it for the socket's lifetime.
+
 Profiles and figures: ``python -m bench.ws_broadcast`` (see bench/ws_broadcast.py).
 
 Usage::
@@ -40,7 +41,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import socketio
@@ -49,11 +50,12 @@ from engineio import packet as eio_packet
 from engineio.async_drivers import asgi as eio_asgi
 from socketio import packet as sio_packet
 
-from fastapi_app.direct_frames import direct_text_writer
+from fastapi_app.direct_frames import DirectWrite, direct_text_writer
 
 # The engine.io socket attributes this relies on: ``queue`` (an unbounded asyncio.Queue),
-# ``closed`` and ``last_ping``; and the server's ``sockets`` dict and ``ping_timeout``.
-# They are plain attributes in python-engineio 4.x, used the same way by its own code.
+# ``closed``, ``last_ping``, ``upgraded``, ``poll`` and ``sid``; the server's ``sockets``
+# dict, ``ping_timeout`` and driver table ``_async``. They are plain attributes in
+# python-engineio 4.x (pinned), used the same way by its own code.
 
 
 class BroadcastManager(socketio.AsyncManager):
@@ -67,7 +69,7 @@ class BroadcastManager(socketio.AsyncManager):
         super().__init__()
         self.lean_poll = lean_poll
         # eio sid -> write_text, for websocket sockets on uvicorn's sansio protocol.
-        self.direct: dict[str, Callable[[str], bool]] = {}
+        self.direct: dict[str, DirectWrite] = {}
 
     def set_server(self, server: Any) -> None:
         super().set_server(server)
