@@ -191,7 +191,7 @@ class _TrackedWebSocket(eio_asgi.WebSocket):
     socket it serves (``handler`` is that socket's bound ``_websocket_handler``) from
     the moment the handshake is accepted until the handler returns."""
 
-    def __init__(self, handler: Any, server: Any, *, direct: dict[str, Any]) -> None:
+    def __init__(self, handler: Any, server: Any, *, direct: dict[str, DirectWrite]) -> None:
         socket = handler.__self__
 
         async def tracked(ws: eio_asgi.WebSocket) -> None:
