@@ -18,6 +18,10 @@ ROOT = Path(__file__).resolve().parent
 STATIC_DIR = ROOT / "static"
 
 Stage = Literal["skeletal", "mvp", "full"]
+OPENAI_VOICES = (
+    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer",
+    "verse", "marin", "cedar",
+)  # fmt: skip
 AudioFormatName = Literal["mp3", "wav", "pcm"]
 
 
@@ -41,7 +45,29 @@ class Settings(BaseSettings):
     # --- speech -------------------------------------------------------------------------
     tts_providers: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["espeak"],
-        description="Provider fallback chain, first to last (espeak, sample, elevenlabs).",
+        description="Provider chain, first to last: espeak, sample, elevenlabs, openai. "
+        "'openai@URL' adds one more OpenAI-compatible server (e.g. a second Kokoro); "
+        "adjacent instances of one kind are balanced by GENIE_TTS_POLICY.",
+    )
+    tts_policy: Literal["fallback", "round_robin", "least_busy"] = Field(
+        "fallback",
+        description="How adjacent instances of one provider kind share requests: fallback "
+        "(first healthy one), round_robin or least_busy (fewest open streams).",
+    )
+    tts_first_byte_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a provider has for its first audio byte before the next one "
+        "in the chain is asked instead.",
+    )
+    tts_breaker_failures: int = Field(
+        3, ge=1, description="Failures in a row that take a speech provider out for a cool-down."
+    )
+    tts_breaker_cooldown: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a failing speech provider is left out before one request "
+        "probes it again.",
     )
     tts_voice: str | None = Field(None, description="Default voice (provider specific).")
     tts_lang: str = Field("en", description="Default language code.")
@@ -57,6 +83,24 @@ class Settings(BaseSettings):
     elevenlabs_voice_id: str = Field("21m00Tcm4TlvDq8ikWAM", description="ElevenLabs voice id.")
     elevenlabs_model_id: str = Field("eleven_flash_v2_5", description="ElevenLabs model id.")
     elevenlabs_timeout: float = Field(10.0, gt=0, description="ElevenLabs request timeout (s).")
+
+    openai_tts_base_url: str = Field(
+        "http://127.0.0.1:8880/v1",
+        description="OpenAI-compatible speech server (Kokoro-FastAPI's default; OpenAI: "
+        "https://api.openai.com/v1).",
+    )
+    openai_tts_api_key: SecretStr | None = Field(
+        None, description="Key for the OpenAI-compatible speech server (local ones need none)."
+    )
+    openai_tts_model: str = Field("kokoro", description="Speech model (OpenAI: gpt-4o-mini-tts).")
+    openai_tts_voice: str = Field("af_heart", description="Default voice (OpenAI: e.g. alloy).")
+    openai_tts_voices: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(OPENAI_VOICES),
+        description="Voices offered when the server lists none (OpenAI's own names).",
+    )
+    openai_tts_timeout: float = Field(
+        30.0, gt=0, description="Seconds a speech server may stall a request or a stream."
+    )
 
     # --- queues -------------------------------------------------------------------------
     job_handler: str = Field(
@@ -169,7 +213,7 @@ class Settings(BaseSettings):
     )
     scene_synth_slots: int = Field(2, ge=1, description="Scene chunks synthesized at once.")
 
-    @field_validator("tts_providers", mode="before")
+    @field_validator("tts_providers", "openai_tts_voices", mode="before")
     @classmethod
     def _split_chain(cls, value: object) -> object:
         # Accept "elevenlabs,espeak" as well as a JSON list (NoDecode: the env value

@@ -67,4 +67,4 @@ class Core:
         return legacy_http.deleted(id_hash)
 
     def health(self) -> dict[str, Any]:
-        return {"jobs": self.queues.counts()}
+        return {"jobs": self.queues.counts(), "speech": self.speech.health()}

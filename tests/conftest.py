@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.fakes.elevenlabs_server"]
+pytest_plugins = ["tests.fakes.elevenlabs_server", "tests.fakes.openai_speech_server"]
 
 
 @pytest.fixture

@@ -1,14 +1,16 @@
-"""The speech engine: validation, cache and the provider fallback chain.
+"""The speech engine: validation, cache, and the provider chain with its balancer.
 
 ``stream()`` validates EAGERLY and only then returns the async iterator, so an HTTP
-adapter can answer 413/422 before it starts a streaming response. The first provider
-of the chain that accepts the request speaks; if it fails before its first byte the
-next one does (logged and counted). After the first byte an error propagates: audio
-of two providers cannot be spliced into one file.
+adapter can answer 413/422 before it starts a streaming response. The providers that
+accept the request are tried in the order the balancer gives (``tts.balancer``: policy,
+circuit breakers); if one fails, or sends no byte within ``first_byte_timeout``, before
+its first byte, the next one speaks (logged and counted). After the first byte an error
+propagates: audio of two providers cannot be spliced into one file.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from tts import metrics
+from tts.balancer import Balancer
 from tts.base import FORMATS, MEDIA_TYPES, AudioFormat, SpeechProvider, SpeechRequest, Voice
 from tts.cache import AudioCache, CacheKey
 from tts.encoding import patch_wav_sizes
@@ -41,7 +44,7 @@ log = logging.getLogger(__name__)
 SPEED_RANGE = (0.25, 4.0)
 MAX_CHARS = 5000
 CHUNK_BYTES = 16 * 1024  # cache hits are streamed in chunks of this size
-PROVIDER_NAMES = ("espeak", "sample", "elevenlabs")
+PROVIDER_NAMES = ("espeak", "sample", "elevenlabs", "openai")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +69,27 @@ class SpeechEngine:
         fmt: str = "mp3",
         max_chars: int = MAX_CHARS,
         cache: AudioCache | None = None,
+        policy: str = "fallback",
+        first_byte_timeout: float = 10.0,
+        breaker_failures: int = 3,
+        breaker_cooldown: float = 30.0,
     ) -> None:
         self.providers = list(providers)
         if not self.providers:
             raise ValueError(f"no speech provider given; valid providers: {PROVIDER_NAMES}")
+        names = [provider.name for provider in self.providers]
+        if len(set(names)) < len(names):
+            raise ValueError(f"a speech provider is listed twice: {', '.join(names)}")
         self.voice, self.lang, self.speed, self.fmt = voice, lang, speed, fmt
         self.max_chars, self.cache = max_chars, cache
+        self.first_byte_timeout = first_byte_timeout
         self.failures: Counter[str] = Counter()  # provider name -> failures
+        self.balancer = Balancer(
+            ((p.name, getattr(p, "kind", p.name)) for p in self.providers),
+            policy=policy,
+            breaker_failures=breaker_failures,
+            cooldown=breaker_cooldown,
+        )
 
     # --- lifecycle ------------------------------------------------------------------
     async def __aenter__(self) -> SpeechEngine:
@@ -111,8 +128,11 @@ class SpeechEngine:
 
     # --- what is on offer -----------------------------------------------------------
     def voices(self) -> list[Voice]:
+        """The voices of the providers that are not cooling down, first listing wins."""
         seen: dict[str, Voice] = {}
         for provider in self.providers:
+            if self.balancer.health[provider.name].state == "cooling_down":
+                continue
             for voice in provider.voices():
                 seen.setdefault(voice.id, voice)
         return list(seen.values())
@@ -126,6 +146,10 @@ class SpeechEngine:
             else:
                 found.update(lang for voice in provider.voices() for lang in voice.languages)
         return sorted(found)
+
+    def health(self) -> list[dict[str, object]]:
+        """Each provider's state, load, failures and first-byte p50/p99 (ms)."""
+        return self.balancer.snapshot()
 
     def formats(self) -> list[str]:
         offered = set().union(*(provider.formats for provider in self.providers))
@@ -225,25 +249,39 @@ class SpeechEngine:
         if self.cache is not None:
             hit = await self._cached(plan)
             if hit is not None:
+                if plan.fmt == "wav":
+                    hit = patch_wav_sizes(hit)  # the whole file is known: say its true size
                 for start in range(0, len(hit), CHUNK_BYTES):
                     yield hit[start : start + CHUNK_BYTES]
                 return
-        started = time.perf_counter()
         failures: list[ProviderError] = []
-        for provider, request in plan.candidates:
-            async with _closing(provider.stream(request)) as chunks:
-                try:
-                    first = await _first_chunk(chunks)
-                except Exception as exc:  # any failure before the first byte: next provider
-                    failures.append(self._failed(provider, exc, falling_back=True))
-                    continue
-                elapsed = time.perf_counter() - started
-                metrics.FIRST_BYTE_SECONDS.labels(provider.name).observe(elapsed)
-                rest = self._rest(provider, request, first, chunks)
-                async with contextlib.aclosing(rest):
-                    async for chunk in rest:
-                        yield chunk
-                return
+        for provider, request in self.balancer.order(plan.candidates, _provider_name):
+            health = self.balancer.health[provider.name]
+            health.started()
+            decided = False  # success or failure recorded for this attempt
+            try:
+                async with _closing(provider.stream(request)) as chunks:
+                    started = time.perf_counter()
+                    try:
+                        async with asyncio.timeout(self.first_byte_timeout):
+                            first = await _first_chunk(chunks)
+                    except Exception as exc:  # failure or silence before the first byte
+                        decided = True
+                        failures.append(self._failed(provider, exc, falling_back=True))
+                        continue
+                    elapsed = time.perf_counter() - started
+                    decided = True
+                    health.succeeded(elapsed)
+                    metrics.FIRST_BYTE_SECONDS.labels(provider.name).observe(elapsed)
+                    rest = self._rest(provider, request, first, chunks)
+                    async with contextlib.aclosing(rest):
+                        async for chunk in rest:
+                            yield chunk
+                    return
+            finally:
+                health.ended()
+                if not decided:
+                    health.abandoned()
         raise AllProvidersFailedError(failures)
 
     async def _rest(
@@ -293,15 +331,26 @@ class SpeechEngine:
     ) -> ProviderError:
         if isinstance(exc, ProviderError):
             error = exc
+        elif isinstance(exc, TimeoutError):
+            error = ProviderError(
+                provider.name,
+                f"no audio within {self.first_byte_timeout:g} s "
+                "(GENIE_TTS_FIRST_BYTE_TIMEOUT sets the limit)",
+            )
         else:
             error = ProviderError(provider.name, f"{type(exc).__name__}: {exc}")
         self.failures[provider.name] += 1
+        self.balancer.health[provider.name].failed()
         metrics.FAILURES.labels(provider.name).inc()
         if falling_back:
             log.warning("speech provider %s failed, trying the next one: %s", provider.name, error)
         else:
             log.error("speech provider %s failed mid-stream: %s", provider.name, error)
         return error
+
+
+def _provider_name(candidate: tuple[SpeechProvider, SpeechRequest]) -> str:
+    return candidate[0].name
 
 
 def _key(provider: SpeechProvider, request: SpeechRequest) -> CacheKey:
@@ -343,7 +392,7 @@ def _merge(refusals: list[TTSError]) -> TTSError:
 
 def build_speech_engine(settings: Settings) -> SpeechEngine:
     """The engine described by ``settings`` (chain, defaults, limits, cache)."""
-    providers = [_provider(name.strip().lower(), settings) for name in settings.tts_providers]
+    providers = [_provider(spec.strip(), settings) for spec in settings.tts_providers]
     cache = None
     if settings.tts_cache_entries > 0 or settings.tts_cache_dir is not None:
         cache = AudioCache(settings.tts_cache_entries, directory=settings.tts_cache_dir)
@@ -355,10 +404,23 @@ def build_speech_engine(settings: Settings) -> SpeechEngine:
         fmt=settings.tts_format,
         max_chars=settings.tts_max_chars,
         cache=cache,
+        policy=settings.tts_policy,
+        first_byte_timeout=settings.tts_first_byte_timeout,
+        breaker_failures=settings.tts_breaker_failures,
+        breaker_cooldown=settings.tts_breaker_cooldown,
     )
 
 
-def _provider(name: str, settings: Settings) -> SpeechProvider:
+def _provider(spec: str, settings: Settings) -> SpeechProvider:
+    """``kind`` or ``kind@URL`` (another instance of an HTTP provider) -> a provider."""
+    name, _, url = spec.partition("@")
+    name = name.strip().lower()
+    if name == "openai":
+        from tts.openai_compatible import OpenAIProvider  # imports the SDK: only when asked
+
+        return OpenAIProvider.from_settings(settings, url or None)
+    if url:
+        raise ValueError(f"speech provider {name!r} takes no URL (only openai@URL does)")
     if name == "espeak":
         from tts.espeak import EspeakProvider
 

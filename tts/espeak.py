@@ -30,6 +30,26 @@ def words_per_minute(speed: float) -> int:
     return max(MIN_WPM, min(MAX_WPM, round(BASE_WPM * speed)))
 
 
+# OpenAI's voice names -> espeak-ng voices, so clients written for OpenAI (and a chain
+# whose OpenAI-compatible provider is down) still speak; the names reach an ``openai``
+# provider of the chain unchanged.
+OPENAI_ALIASES: dict[str, str] = {
+    "alloy": "en-us",
+    "ash": "en-us-nyc",
+    "ballad": "en-gb-x-rp",
+    "coral": "en-029",
+    "echo": "en-gb-x-rp",
+    "fable": "en-gb-scotland",
+    "onyx": "en-us-nyc",
+    "nova": "en",
+    "sage": "en-gb-x-gbclan",
+    "shimmer": "en-029",
+    "verse": "en-gb-x-gbcwmd",
+    "marin": "en-us",
+    "cedar": "en-gb-x-rp",
+}
+
+
 class EspeakProvider:
     """Speech from espeak-ng in every format of ``FORMATS``; voices from the library.
 
@@ -124,7 +144,8 @@ class EspeakProvider:
         """The espeak identifier for ``voice``, else the best voice for ``lang``."""
         self._started()
         if voice:
-            found = self._by_key.get(voice.strip().lower())
+            key = voice.strip().lower()
+            found = self._by_key.get(key) or self._by_key.get(OPENAI_ALIASES.get(key, ""))
             if found is None:
                 raise UnknownVoiceError(voice, (v.id for v in self._voices))
             return found

@@ -29,6 +29,7 @@ async def health(rt: RuntimeDep) -> dict[str, Any]:
             "socketio": rt.legacy.connected,
         },
         "jobs": rt.queues.counts(),
+        "speech": rt.speech.health() if rt.speech is not None else [],
     }
 
 

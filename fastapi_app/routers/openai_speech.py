@@ -1,11 +1,12 @@
 """``POST /v1/audio/speech``: OpenAI's speech API shape on the local engine.
 
-The official ``openai`` client works unchanged with ``base_url=<kit>/v1``. The body
-streams as it is synthesized (the first chunk is awaited first, so a failing provider is
-a clean JSON error, not a broken 200). Every error, including a malformed body, is
-OpenAI's ``{"error": {"message", "type", "param", "code"}}``. Formats: mp3, wav, pcm
-(16-bit LE mono at the engine's rate, 22,050 Hz for espeak, not OpenAI's 24 kHz); opus,
-aac and flac are refused with the list of valid ones. With auth on, the client's
+The official ``openai`` client works unchanged with ``base_url=<kit>/v1``. MP3 and PCM
+stream as they are synthesized (the first chunk is awaited first, so a failing provider
+is a clean JSON error, not a broken 200); a WAV is sent whole, with its true sizes.
+Every error, including a malformed body, is OpenAI's
+``{"error": {"message", "type", "param", "code"}}``. Formats: mp3, wav, pcm (16-bit LE
+mono at the kit's 22,050 Hz, not OpenAI's 24 kHz); opus, aac and flac are refused with
+the list of valid ones. With auth on, the client's
 ``api_key`` is the JWT (``Authorization: Bearer``).
 """
 
@@ -27,22 +28,6 @@ from tts.errors import ProviderError, TextTooLongError, TTSError
 
 log = logging.getLogger(__name__)
 
-# OpenAI's voice names -> espeak-ng voices (local voice ids are accepted as they are).
-VOICES: dict[str, str] = {
-    "alloy": "en-us",
-    "ash": "en-us-nyc",
-    "ballad": "en-gb-x-rp",
-    "coral": "en-029",
-    "echo": "en-gb-x-rp",
-    "fable": "en-gb-scotland",
-    "onyx": "en-us-nyc",
-    "nova": "en",
-    "sage": "en-gb-x-gbclan",
-    "shimmer": "en-029",
-    "verse": "en-gb-x-gbcwmd",
-    "marin": "en-us",
-    "cedar": "en-gb-x-rp",
-}
 FORMATS = ("mp3", "wav", "pcm")
 OPENAI_ONLY_FORMATS = ("opus", "aac", "flac")
 
@@ -102,13 +87,19 @@ async def _speech(request: Request) -> Response:
         allowed = ", ".join(FORMATS)
         raise OpenAIError(400, f"response_format {fmt!r} is not supported here; valid: {allowed}",
                           param="response_format", code="unsupported_format")  # fmt: skip
-    voice = VOICES.get(body.voice.strip().lower(), body.voice)
+    media_type = rt.speech.media_type(fmt)
     try:
-        chunks = rt.speech.stream(body.input, voice=voice, speed=body.speed, fmt=fmt)
+        if fmt == "wav":
+            # OpenAI clients save a WAV as a file: send it whole, with its true sizes
+            # (a streamed WAV's "unknown" sizes read as 97,000 s of audio there).
+            audio = await rt.speech.synthesize(body.input, voice=body.voice, speed=body.speed,
+                                               fmt=fmt)  # fmt: skip
+            return Response(audio, media_type=media_type)
+        chunks = rt.speech.stream(body.input, voice=body.voice, speed=body.speed, fmt=fmt)
         first = await _first(chunks)
     except TTSError as exc:
         raise _mapped(exc) from None
-    return StreamingResponse(_body(first, chunks), media_type=rt.speech.media_type(fmt))
+    return StreamingResponse(_body(first, chunks), media_type=media_type)
 
 
 def _check_auth(rt: Runtime, request: Request) -> None:
