@@ -37,7 +37,7 @@ PAGE = STATIC_DIR / "stream-player.html"
 QUEUE_LIMIT = 8  # requests waiting behind the one streaming, per socket
 POLICY_VIOLATION = 1008
 
-# The seed page's 11 languages -> espeak-ng voice ids.
+# The seed page's 11 languages -> espeak-ng voice ids (what /api/v1/tts/languages shows).
 LANGUAGES: dict[str, str] = {
     "en": "en-us",
     "es": "es",
@@ -53,12 +53,14 @@ LANGUAGES: dict[str, str] = {
 }
 
 
-def voice_for(lang: object) -> str:
-    """The espeak voice of a seed language code; UnknownLanguageError lists the valid ones."""
+def language_of(lang: object) -> str:
+    """The language to ask the engine for, for a seed language code; every provider of
+    the chain then picks its own voice for it (the seed page's English is American).
+    UnknownLanguageError lists the valid codes."""
     code = lang.strip().lower() if isinstance(lang, str) else str(lang)
     if code not in LANGUAGES:
         raise UnknownLanguageError(code, LANGUAGES)
-    return LANGUAGES[code]
+    return "en-us" if code == "en" else code
 
 
 def engine_of(rt: Runtime) -> SpeechEngine:
@@ -86,8 +88,7 @@ async def tts_file(
     rt: RuntimeDep, _: AudioAllowed, body: Annotated[TtsRequest, Body()]
 ) -> Response:
     engine = engine_of(rt)
-    voice = voice_for(body.lang)
-    audio = await engine.synthesize(body.text, voice=voice, lang=body.lang, fmt="mp3")
+    audio = await engine.synthesize(body.text, lang=language_of(body.lang), fmt="mp3")
     headers = {"Content-Disposition": 'attachment; filename="speech.mp3"'}
     return Response(audio, media_type="audio/mpeg", headers=headers)
 
@@ -176,10 +177,10 @@ class TtsSocket:
     async def _enqueue(self, frame: dict[str, Any]) -> None:
         text, lang = frame.get("text"), frame.get("lang", "en")
         try:
-            voice = voice_for(lang)
+            language = language_of(lang)
             if not isinstance(text, str):
                 text = ""  # the engine answers "text is empty" with the limits
-            chunks = self.engine.stream(text, voice=voice, lang=str(lang), fmt="mp3")
+            chunks = self.engine.stream(text, lang=language, fmt="mp3")
         except TTSError as exc:
             await self._json(frames.status_error(str(exc), exc.code))
             return
