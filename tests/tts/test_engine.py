@@ -227,6 +227,15 @@ async def test_cache_hit_streams_the_same_audio_and_is_counted() -> None:
     assert audio.duration(b"".join(again)) == pytest.approx(audio.duration(first), abs=0.01)
 
 
+async def test_a_streamed_wav_has_unknown_sizes_and_a_cache_hit_its_true_ones() -> None:
+    async with SpeechEngine([EspeakProvider()], cache=AudioCache(max_entries=8)) as speech:
+        streamed = b"".join(await collect(speech.stream(TEXT, fmt="wav")))
+        hit = b"".join(await collect(speech.stream(TEXT, fmt="wav")))
+    assert streamed[4:8] == streamed[40:44] == b"\xff\xff\xff\xff"  # length unknown yet
+    with wave.open(io.BytesIO(hit)) as reader:
+        assert reader.getnframes() == (len(hit) - 44) // 2 == (len(streamed) - 44) // 2
+
+
 async def test_an_unfinished_stream_is_not_cached() -> None:
     cache = AudioCache(max_entries=8)
     async with SpeechEngine([EspeakProvider()], cache=cache) as speech:
@@ -253,8 +262,30 @@ async def test_build_from_settings() -> None:
 
 
 def test_unknown_provider_name_lists_the_valid_ones() -> None:
-    with pytest.raises(ValueError, match="espeak, sample, elevenlabs"):
+    with pytest.raises(ValueError, match="espeak, sample, elevenlabs, openai"):
         build_speech_engine(Settings(tts_providers=["festival"]))
+
+
+async def test_several_openai_instances_from_settings() -> None:
+    settings = Settings(
+        _env_file=None,
+        tts_providers="openai@http://127.0.0.1:1/v1,openai@http://127.0.0.1:2/v1,espeak",
+        tts_policy="least_busy",
+        openai_tts_voices="alloy,nova",
+    )
+    speech = build_speech_engine(settings)
+    try:
+        assert [p.name for p in speech.providers] == [
+            "openai@127.0.0.1:1", "openai@127.0.0.1:2", "espeak",
+        ]  # fmt: skip
+        assert speech.balancer.policy == "least_busy"
+        assert [v.id for v in speech.providers[0].voices()] == ["alloy", "nova"]
+    finally:
+        await speech.aclose()
+    with pytest.raises(ValueError, match="listed twice"):
+        build_speech_engine(Settings(_env_file=None, tts_providers=["openai", "openai"]))
+    with pytest.raises(ValueError, match="only openai@URL"):
+        build_speech_engine(Settings(_env_file=None, tts_providers=["espeak@http://x"]))
 
 
 async def test_elevenlabs_without_a_key_falls_back_to_espeak() -> None:
