@@ -150,13 +150,17 @@ async def test_a_wrong_key_and_a_dead_server_say_what_to_fix(server: FakeOpenAIS
             await collect(speech, request(voice="alloy"))
 
 
-async def test_one_pooled_connection_serves_every_request(
-    provider: OpenAIProvider, server: FakeOpenAISpeech
+async def test_one_pooled_connection_serves_every_request_until_close(
+    server: FakeOpenAISpeech,
 ) -> None:
-    for n in range(5):
-        await collect(provider, request(f"Request number {n}."))
-    assert len(server.requests) == 5 and server.requests_total == 6  # and the voice list
-    assert server.connections == 1  # keep-alive: no connection per request
+    speech = provider_for(server)
+    async with speech:
+        for n in range(5):
+            await collect(speech, request(f"Request number {n}."))
+        assert len(server.requests) == 5 and server.requests_total == 6  # and the voice list
+        assert server.connections == 1  # keep-alive: no connection per request
+    with pytest.raises(RuntimeError, match="client has been closed"):
+        await collect(speech, request())  # the pool was closed with the provider
 
 
 # --- in the engine: fallback, first-byte timeout, breaker, balancing ------------------
