@@ -1,6 +1,7 @@
 """Speech benchmark: time to the first MP3 byte, total time and real-time factor.
 
     python -m bench.tts [--runs N] [--rounds N] [--out FILE]
+    python -m bench.tts --provider openai [--quick] ...   # see bench/tts_openai.py
 
 For texts of 100, 1,000 and 5,000 characters (one stream at a time), then 1, 4 and 16
 concurrent streams of the same text: first-byte and total time, p50 and p99 (nearest
@@ -212,13 +213,37 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """This bench's options, or with ``--provider openai`` those of ``bench.tts_openai``."""
+    provider = argparse.ArgumentParser(add_help=False)
+    provider.add_argument(
+        "--provider",
+        choices=("espeak", "openai"),
+        default="espeak",
+        help="espeak (this bench) or openai (bench/tts_openai.py, its own options)",
+    )
+    chosen, rest = provider.parse_known_args(argv)
+    if chosen.provider == "openai":
+        from bench import tts_openai
+
+        args = tts_openai.parse_args(rest)
+        args.provider = "openai"
+        return args
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], parents=[provider])
     parser.add_argument("--runs", type=int, default=30, help="runs per text length")
     parser.add_argument("--rounds", type=int, default=6, help="rounds per concurrency level")
     parser.add_argument("--concurrency-chars", type=int, default=1000, help="text length")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="Markdown report")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.provider == "openai":
+        from bench import tts_openai
+
+        tts_openai.bench(args)
+        return
     report = asyncio.run(run(args.runs, args.rounds, args.concurrency_chars))
     text = markdown(report)
     print(text)

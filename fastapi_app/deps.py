@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the runtime, the caller's identity, rate limits."""
+"""FastAPI dependencies: the runtime, the caller's identity, rate limits.
+
+All ``async def``: none of them blocks, and FastAPI runs a plain ``def`` dependency in
+its threadpool, which cost ~0.3 ms per dependency on every request here.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from fastapi_app.runtime import Runtime
 from fastapi_app.security import AuthError, RateLimiter, token_from_connection
 
 
-def get_runtime(conn: HTTPConnection) -> Runtime:
+async def get_runtime(conn: HTTPConnection) -> Runtime:
     runtime = getattr(conn.app.state, "runtime", None)
     if runtime is None:
         raise ApiError(503, "starting", "the server is starting or stopping")
@@ -24,7 +28,7 @@ def get_runtime(conn: HTTPConnection) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def authenticate(request: Request, rt: RuntimeDep) -> str | None:
+async def authenticate(request: Request, rt: RuntimeDep) -> str | None:
     """The token's subject; None when auth is off. Bearer header first, then ?token=."""
     if not rt.access.auth:
         return None
@@ -61,11 +65,11 @@ def caller_key(request: Request, subject: str | None) -> str:
     return f"ip:{request.client.host if request.client else 'unknown'}"
 
 
-def limit_queries(request: Request, rt: RuntimeDep, subject: Subject) -> None:
+async def limit_queries(request: Request, rt: RuntimeDep, subject: Subject) -> None:
     _limit(rt, rt.access.queries, "query", caller_key(request, subject))
 
 
-def limit_audio(request: Request, rt: RuntimeDep, subject: Subject) -> None:
+async def limit_audio(request: Request, rt: RuntimeDep, subject: Subject) -> None:
     _limit(rt, rt.access.audio, "audio", caller_key(request, subject))
 
 

@@ -18,14 +18,15 @@ import array
 import asyncio
 import contextlib
 import math
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import lameenc
 import pytest
 from aiohttp import web
+
+from tests.fakes import in_thread
 
 Mode = Literal["ok", "401", "slow", "500"]
 ROUTE = "/v1/text-to-speech/{voice_id}/stream"
@@ -164,25 +165,9 @@ def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"detail": {"status": code, "message": message}}, status=status)
 
 
-@contextlib.contextmanager
-def run_in_thread(**options: Any) -> Iterator[FakeElevenLabs]:
+def run_in_thread(**options: Any) -> contextlib.AbstractContextManager[FakeElevenLabs]:
     """The same server on its own event loop thread, for synchronous tests."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="fake-elevenlabs", daemon=True)
-    thread.start()
-    server = asyncio.run_coroutine_threadsafe(_started(options), loop).result(timeout=10)
-    try:
-        yield server
-    finally:
-        asyncio.run_coroutine_threadsafe(server.__aexit__(None, None, None), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
-
-
-async def _started(options: dict[str, Any]) -> FakeElevenLabs:
-    # Built inside the loop so its asyncio.Event belongs to that loop.
-    return await FakeElevenLabs(**options).__aenter__()
+    return in_thread(FakeElevenLabs, **options)
 
 
 @pytest.fixture

@@ -15,24 +15,30 @@ client connections seen, so tests can check that a client pools them.
 
 Use ``async with FakeOpenAISpeech() as server`` in async tests (or the
 ``openai_speech_server`` fixture), ``run_in_thread()`` from synchronous tests; hand
-``server.url`` to ``openai.AsyncOpenAI(base_url=...)``.
+``server.url`` to ``openai.AsyncOpenAI(base_url=...)``. As its own process (benches)::
+
+    python -m tests.fakes.openai_speech_server --port 8880 --first-byte-delay 0.02 --slots 1
+
+prints one line with its base URL once it listens, and stops on SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
 import math
+import signal
 import struct
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pytest
 from aiohttp import web
 
+from tests.fakes import in_thread
 from tests.fakes.elevenlabs_server import tone
 from tts.encoding import StreamEncoder, wav_header
 
@@ -76,6 +82,7 @@ class FakeOpenAISpeech:
     wav_extra_chunk: bool = False  # a LIST chunk before "data": clients must walk chunks
     list_voices: bool = True  # Kokoro-FastAPI lists voices; OpenAI answers 404
     voices: list[str] = field(default_factory=lambda: ["af_bella", "af_sky", "am_adam", "bf_emma"])
+    port: int = 0  # 0: any free port
     requests: list[SeenSpeech] = field(default_factory=list)
     requests_total: int = 0  # every request to a known route, speech or voices
     peers: set[tuple[str, int]] = field(default_factory=set)
@@ -100,7 +107,7 @@ class FakeOpenAISpeech:
         # A short shutdown timeout: a client may leave a stream half read.
         self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self.url = f"http://{host}:{port}/v1"
@@ -241,25 +248,9 @@ def _error(
     return web.json_response({"error": error}, status=status)
 
 
-@contextlib.contextmanager
-def run_in_thread(**options: Any) -> Iterator[FakeOpenAISpeech]:
+def run_in_thread(**options: Any) -> contextlib.AbstractContextManager[FakeOpenAISpeech]:
     """The same server on its own event loop thread, for synchronous tests."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="fake-openai-speech", daemon=True)
-    thread.start()
-    server = asyncio.run_coroutine_threadsafe(_started(options), loop).result(timeout=10)
-    try:
-        yield server
-    finally:
-        asyncio.run_coroutine_threadsafe(server.__aexit__(None, None, None), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
-
-
-async def _started(options: dict[str, Any]) -> FakeOpenAISpeech:
-    # Built inside the loop so its asyncio primitives belong to that loop.
-    return await FakeOpenAISpeech(**options).__aenter__()
+    return in_thread(FakeOpenAISpeech, **options)
 
 
 @pytest.fixture
@@ -267,3 +258,37 @@ async def openai_speech_server() -> AsyncIterator[FakeOpenAISpeech]:
     """A running fake; set ``.mode`` in the test, read ``.url``, ``.requests``, counters."""
     async with FakeOpenAISpeech() as server:
         yield server
+
+
+async def _serve(port: int, options: dict[str, Any]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with FakeOpenAISpeech(port=port, **options) as server:
+        print(f"fake OpenAI speech server: {server.url}", flush=True)
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the fake as its own process until SIGTERM or SIGINT."""
+    p = argparse.ArgumentParser(description="A fake OpenAI-compatible speech server.")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free one)")
+    p.add_argument("--api-key", default="test-key", help="the Bearer key it accepts")
+    p.add_argument("--first-byte-delay", type=float, default=0.0, help="seconds to first audio")
+    p.add_argument("--chunk-delay", type=float, default=0.01, help="seconds between chunks")
+    p.add_argument("--seconds-per-char", type=float, default=0.07, help="audio per character")
+    p.add_argument("--slots", type=int, default=None, help="requests synthesized at once")
+    args = p.parse_args(argv)
+    options = {
+        "api_key": args.api_key,
+        "first_byte_delay": args.first_byte_delay,
+        "chunk_delay": args.chunk_delay,
+        "seconds_per_char": args.seconds_per_char,
+        "slots": args.slots,
+    }
+    asyncio.run(_serve(args.port, options))
+
+
+if __name__ == "__main__":
+    main()
