@@ -145,6 +145,12 @@ class Settings(BaseSettings):
         description="permessage-deflate on WebSockets. Off: for small JSON frames it triples "
         "memory per client and CPU per delivery.",
     )
+    direct_frames: bool = Field(
+        True,
+        description="Write WebSocket text frames straight to uvicorn's transport when it "
+        "is safe (falls back to ASGI otherwise; off by itself when the installed uvicorn "
+        "or python-engineio lack what it reads).",
+    )
     ws_auth_timeout: float = Field(
         10.0, gt=0, description="Seconds a /ws client has to send its {'type':'auth'} frame."
     )

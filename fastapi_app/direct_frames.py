@@ -10,20 +10,97 @@ the bytes to the transport; whenever it cannot (buffer full, closing, another uv
 protocol, permessage-deflate on) it says so and the caller takes the ASGI path, which
 waits, raises or closes exactly as before.
 
-It reads private attributes of uvicorn's ``WebSocketsSansIOProtocol`` (``requirements.txt``
-pins uvicorn; ``tests/fastapi_app/test_direct_frames.py`` fails if they move).
+It reads private attributes of uvicorn's ``WebSocketsSansIOProtocol`` and of
+python-engineio's sockets (``fastapi_app.sio_manager``); ``requirements.txt`` pins both.
+So it can step aside: ``GENIE_DIRECT_FRAMES=false`` turns it off, and
+:func:`direct_frames_on` checks at start-up that the installed libraries still have what
+it reads, and turns it off with one warning when they do not. A socket that lacks an
+attribute at run time turns it off the same way. Either way the server is slower, never
+broken: every frame takes the ASGI path. ``tests/fastapi_app/test_direct_frames.py``
+fails if the path silently stops being taken.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
+import engineio
+from engineio.async_drivers import asgi as eio_asgi
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+log = logging.getLogger(__name__)
 
 _TEXT_FIN = 0x81  # FIN bit + opcode 1 (text)
 DirectWrite = Callable[[str], bool]  # True: on the wire; False: take the ASGI path
+
+# Everything the direct paths read that is not a public API, by owner.
+READS: dict[type, tuple[str, ...]] = {
+    WebSocketsSansIOProtocol: (
+        "conn", "transport", "writable", "close_sent", "disconnected", "handshake_complete",
+    ),
+    ServerProtocol: ("state", "extensions"),
+    engineio.AsyncServer: ("sockets", "ping_timeout", "ping_interval", "_async"),
+    engineio.async_socket.AsyncSocket: (
+        "queue", "closed", "last_ping", "upgraded", "poll", "sid", "server",
+    ),
+    eio_asgi.WebSocket: ("asgi_send",),
+}  # fmt: skip
+_off = False  # set for good when a socket turns out to lack what is read
+
+
+def _names(cls: type) -> set[str]:
+    """Attribute names a class has or its code uses (instance attributes are set in
+    methods, so they show up only in the methods' code)."""
+    names = set(dir(cls))
+    for klass in cls.__mro__:
+        for value in vars(klass).values():
+            func = getattr(value, "fget", None) or getattr(value, "__func__", value)
+            code = getattr(func, "__code__", None)
+            if code is not None:
+                names.update(code.co_names)
+    return names
+
+
+def missing_internals() -> list[str]:
+    """``Class.attribute`` for each read the installed libraries no longer support."""
+    missing = [
+        f"{cls.__module__}.{cls.__qualname__}.{name}"
+        for cls, names in READS.items()
+        for name in names
+        if name not in _names(cls)
+    ]
+    if getattr(State, "OPEN", None) is None:
+        missing.append("websockets.protocol.State.OPEN")
+    return missing
+
+
+@functools.cache
+def direct_frames_on(wanted: bool = True) -> bool:
+    """Whether to write frames directly: asked for, and the libraries have what it reads.
+    Warns once (per process) when it has to say no."""
+    if not wanted:
+        return False
+    missing = missing_internals()
+    if missing:
+        _turn_off(f"the installed libraries lack {', '.join(missing)}")
+        return False
+    return not _off
+
+
+def _turn_off(why: str) -> None:
+    global _off
+    if not _off:
+        _off = True
+        log.warning(
+            "direct frames are off: %s; every frame takes the ASGI path (slower, same "
+            "wire). Pin the versions in requirements.txt to get them back.",
+            why,
+        )
 
 
 def frame_header(length: int) -> bytes:
@@ -47,13 +124,18 @@ class DirectFrames:
     def write_text(self, text: str) -> bool:
         """Put ``text`` on the wire now and return True, or return False and do nothing."""
         proto = self._proto
-        if (
-            proto.close_sent
-            or proto.disconnected
-            or not self._writable.is_set()
-            or self._conn.state is not State.OPEN
-            or self._transport.is_closing()
-        ):
+        try:
+            if (
+                _off
+                or proto.close_sent
+                or proto.disconnected
+                or not self._writable.is_set()
+                or self._conn.state is not State.OPEN
+                or self._transport.is_closing()
+            ):
+                return False
+        except AttributeError as exc:
+            _turn_off(f"a socket lacks {exc.name!r}")
             return False
         data = text.encode()
         self._transport.write(frame_header(len(data)) + data)
@@ -65,8 +147,12 @@ def direct_text_writer(send: Callable[..., Any]) -> DirectWrite | None:
     when ``send`` is wrapped, comes from another WebSocket implementation, or the
     connection negotiated an extension (permessage-deflate) that changes the framing."""
     proto = getattr(send, "__self__", None)
-    if type(proto) is not WebSocketsSansIOProtocol or not proto.handshake_complete:
+    if _off or type(proto) is not WebSocketsSansIOProtocol:
         return None
-    if proto.conn.extensions:
+    try:
+        if not proto.handshake_complete or proto.conn.extensions:
+            return None
+        return DirectFrames(proto).write_text
+    except AttributeError as exc:
+        _turn_off(f"a socket lacks {exc.name!r}")
         return None
-    return DirectFrames(proto).write_text

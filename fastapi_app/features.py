@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from config import Settings
+from fastapi_app.direct_frames import direct_frames_on
 
 
 class StageConfigError(ValueError):
@@ -24,6 +25,7 @@ class Features:
     origin_check: bool
     rate_limits: bool
     metrics: bool
+    direct_frames: bool  # frames straight to uvicorn's transport (fastapi_app.direct_frames)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Features:
@@ -46,4 +48,5 @@ class Features:
             origin_check=full,
             rate_limits=full,
             metrics=full and settings.metrics_enabled,
+            direct_frames=direct_frames_on(settings.direct_frames),
         )

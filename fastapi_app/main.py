@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> GenieApp:
     features = Features.for_settings(settings)
     access = Access.from_settings(settings, features)
     metrics = AppMetrics() if features.metrics else None
-    legacy_io = LegacySocketIO(settings, access, metrics)
+    legacy_io = LegacySocketIO(settings, access, metrics, direct=features.direct_frames)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

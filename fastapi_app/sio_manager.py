@@ -62,12 +62,16 @@ class BroadcastManager(socketio.AsyncManager):
     """Drop-in :class:`socketio.AsyncManager` with a Task-free, encode-once emit.
 
     ``lean_poll`` (default on) also gives each Engine.IO socket the poll of
-    :class:`LeanPoll` (see there): the other half of the per-delivery cost.
+    :class:`LeanPoll` (see there): the other half of the per-delivery cost. ``direct``
+    (default on, needs ``lean_poll``) writes to parked websocket writers directly; pass
+    ``fastapi_app.direct_frames.direct_frames_on(...)`` to honour the switch and the
+    start-up check.
     """
 
-    def __init__(self, lean_poll: bool = True) -> None:
+    def __init__(self, lean_poll: bool = True, direct: bool = True) -> None:
         super().__init__()
         self.lean_poll = lean_poll
+        self.direct_on = lean_poll and direct
         # eio sid -> write_text, for websocket sockets on uvicorn's sansio protocol.
         self.direct: dict[str, DirectWrite] = {}
 
@@ -75,7 +79,7 @@ class BroadcastManager(socketio.AsyncManager):
         super().set_server(server)
         eio = server.eio
         # The driver table is a module-level dict shared by every server: copy, then swap.
-        if self.lean_poll and eio._async.get("websocket") is eio_asgi.WebSocket:
+        if self.direct_on and eio._async.get("websocket") is eio_asgi.WebSocket:
             tracked = functools.partial(_TrackedWebSocket, direct=self.direct)
             eio._async = {**eio._async, "websocket": tracked}
 

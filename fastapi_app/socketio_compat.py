@@ -26,12 +26,19 @@ log = logging.getLogger(__name__)
 
 
 class LegacySocketIO:
-    def __init__(self, settings: Settings, access: Access, metrics: AppMetrics | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        access: Access,
+        metrics: AppMetrics | None,
+        *,
+        direct: bool = True,
+    ) -> None:
         self._access = access
         self._metrics = metrics
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
-            client_manager=BroadcastManager(),
+            client_manager=BroadcastManager(direct=direct),
             # An OriginPolicy is a valid engineio origin hook; None is engineio's own
             # default (same origin only).
             cors_allowed_origins=access.origins,

@@ -51,7 +51,7 @@ class WsSession:
             subject = await self._handshake()
         except _Rejected:
             return
-        direct = direct_text_writer(self.asgi_send)
+        direct = direct_text_writer(self.asgi_send) if self.rt.features.direct_frames else None
         client = self.client = self.connections.open(self.ws, subject, direct)
         outbox = client.outbox
         assert outbox is not None

@@ -9,11 +9,16 @@ the path is taken when it should be and left when it must be.
 from __future__ import annotations
 
 import json
+import logging
+import types
+from collections.abc import Iterator
 
 import anyio
 import pytest
 import websockets
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from fastapi_app import direct_frames
 from fastapi_app.direct_frames import frame_header
 from tests.servers import ThreadServer
 
@@ -67,3 +72,63 @@ async def test_a_compressed_socket_takes_the_asgi_path_with_the_same_frames() ->
         direct, got = await _exchange(server, compression="deflate")
     assert not direct
     _check(got)
+
+
+# --- the switch and the self-check: slower, never broken ------------------------------
+
+
+@pytest.fixture
+def fresh_check(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The self-check runs anew and whatever a test turns off is back on after it."""
+    monkeypatch.setattr(direct_frames, "_off", False)
+    direct_frames.direct_frames_on.cache_clear()
+    yield
+    direct_frames.direct_frames_on.cache_clear()
+
+
+async def test_the_switch_turns_the_direct_path_off(fresh_check: None) -> None:
+    async with ThreadServer(stage="full", direct_frames=False) as server:
+        direct, got = await _exchange(server)
+        assert not server.runtime.legacy.sio.manager.direct_on
+    assert not direct
+    _check(got)
+
+
+async def test_a_library_without_what_it_reads_turns_it_off_with_one_warning(
+    fresh_check: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As if uvicorn renamed an attribute the direct path reads.
+    reads = dict(direct_frames.READS)
+    reads[WebSocketsSansIOProtocol] = (*reads[WebSocketsSansIOProtocol], "renamed_writable")
+    monkeypatch.setattr(direct_frames, "READS", reads)
+    with caplog.at_level(logging.WARNING, logger="fastapi_app.direct_frames"):
+        async with ThreadServer(stage="full") as server:
+            direct, got = await _exchange(server)
+            assert not server.runtime.legacy.sio.manager.direct_on
+    assert not direct
+    _check(got)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "fastapi_app.direct_frames"]
+    assert len(warnings) == 1 and "renamed_writable" in warnings[0]
+
+
+async def test_a_socket_missing_an_attribute_at_run_time_falls_back_for_good(
+    fresh_check: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with ThreadServer(stage="full") as server:
+        rt = server.runtime
+        async with websockets.connect(server.ws_url + "/ws") as ws:
+            hello = json.loads(await ws.recv())
+            outbox = rt.connections.clients[hello["client_id"]].outbox
+            writer = outbox._direct.__self__  # the socket's DirectFrames
+            writer._proto = types.SimpleNamespace()  # a protocol that lacks what is read
+            with caplog.at_level(logging.WARNING, logger="fastapi_app.direct_frames"):
+                for n in (1, 2, 3):
+                    await anyio.to_thread.run_sync(
+                        server.call, rt.connections.send, hello["client_id"], {"type": "t", "n": n}
+                    )
+                    assert json.loads(await ws.recv())["n"] == n  # through ASGI, in order
+        direct, got = await _exchange(server)  # a new socket gets no direct writer
+    assert not direct
+    _check(got)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "fastapi_app.direct_frames"]
+    assert len(warnings) == 1 and "close_sent" in warnings[0]
