@@ -79,10 +79,19 @@ class Client:
         self.voice: str | None = None
         self.speed: float | None = None
 
-    def deliver(self, body: str, now: float, tail: str | None = None) -> None:
+    def deliver(
+        self,
+        body: str,
+        now: float,
+        tail: str | None = None,
+        *,
+        key: str | None = None,
+        urgent: bool = True,
+    ) -> None:
         """A data frame: numbered, remembered for resume, sent if the socket is open.
 
-        ``tail`` is ``body[1:]``; a broadcast slices it once for all its clients.
+        ``tail`` is ``body[1:]``; a broadcast slices it once for all its clients. ``key``
+        and ``urgent``: see :meth:`Outbox.push` (a fan-out passes ``urgent=False``).
         """
         history = self.history
         if history is not None:
@@ -91,13 +100,14 @@ class Client:
             body = f'{{"seq":{seq},{tail if tail is not None else body[1:]}'
         outbox = self.outbox
         if outbox is not None:
-            outbox.push(body)
+            outbox.push(body, key=key, urgent=urgent)
 
     def control(self, payload: dict[str, Any]) -> None:
         """A control frame (never replayed); it repeats the latest seq."""
         self.control_encoded(frames.encode(payload))
 
-    def control_encoded(self, body: str) -> None:
+    def control_encoded(self, body: str, *, urgent: bool = True) -> None:
         outbox = self.outbox
         if outbox is not None:
-            outbox.push(frames.with_seq(body, self.seq) if self.history is not None else body)
+            text = frames.with_seq(body, self.seq) if self.history is not None else body
+            outbox.push(text, urgent=urgent)

@@ -25,7 +25,8 @@ from typing import Any
 from starlette.websockets import WebSocket
 
 from fastapi_app.client import Client
-from fastapi_app.direct_frames import DirectWrite
+from fastapi_app.direct_frames import DirectFrames
+from fastapi_app.flusher import Flusher
 from fastapi_app.outbox import Outbox, SendStats
 from wire import frames
 
@@ -51,6 +52,7 @@ class ConnectionManager:
     def __init__(self, options: ManagerOptions) -> None:
         self.options = options
         self.stats = SendStats()
+        self.flusher = Flusher()
         self.clients: dict[str, Client] = {}  # live and detached
         self.live: dict[str, Client] = {}
         self.heartbeat_closed = 0
@@ -65,13 +67,13 @@ class ConnectionManager:
     # --- sockets ----------------------------------------------------------------------
 
     def open(
-        self, ws: WebSocket, subject: str | None = None, direct: DirectWrite | None = None
+        self, ws: WebSocket, subject: str | None = None, direct: DirectFrames | None = None
     ) -> Client:
         """Register an accepted socket as a new client and greet it."""
         client = Client(
             str(uuid.uuid4()), subject, self.options.history, self.options.resume_window
         )
-        client.outbox = Outbox(ws.send, self.options.queue_size, self.stats, direct)
+        client.outbox = Outbox(ws.send, self.options.queue_size, self.stats, self.flusher, direct)
         self.clients[client.id] = self.live[client.id] = client
         client.control(frames.connection_established(client.id))
         return client
@@ -127,13 +129,16 @@ class ConnectionManager:
     # --- sending ----------------------------------------------------------------------
 
     def broadcast(self, payload: dict[str, Any]) -> None:
-        """Encode once; every client (detached ones keep it for resume) gets it."""
+        """Encode once; every client (detached ones keep it for resume) gets it. A fan-out
+        is never urgent, and a queue count replaces an older one still waiting."""
         body = frames.encode(payload)
         tail = body[1:]  # sliced once: each client only splices its seq in front
         now = time.monotonic()
+        name = payload.get("type")
+        key = name if name in frames.QUEUE_EVENTS else None
         targets = self.clients if self.options.history else self.live
         for client in targets.values():
-            client.deliver(body, now, tail)
+            client.deliver(body, now, tail, key=key, urgent=False)
 
     def send(self, client_id: str, payload: dict[str, Any]) -> bool:
         client = self.clients.get(client_id)
@@ -172,7 +177,7 @@ class ConnectionManager:
                     self.heartbeat_closed += 1
                     client.outbox.close(HEARTBEAT_TIMEOUT, "heartbeat timeout")
                 elif ping is not None:
-                    client.control_encoded(ping)
+                    client.control_encoded(ping, urgent=False)
         if not self.draining:
             expiry = now - self.options.resume_window
             for client in list(self.clients.values()):

@@ -123,6 +123,26 @@ class DirectFrames:
 
     def write_text(self, text: str) -> bool:
         """Put ``text`` on the wire now and return True, or return False and do nothing."""
+        if not self._open():
+            return False
+        data = text.encode()
+        self._transport.write(frame_header(len(data)) + data)
+        return True
+
+    def write_texts(self, texts: list[str]) -> bool:
+        """Put every text on the wire, each its own frame, in ONE transport write; or
+        return False and do nothing."""
+        if not self._open():
+            return False
+        parts = []
+        for text in texts:
+            data = text.encode()
+            parts.append(frame_header(len(data)))
+            parts.append(data)
+        self._transport.write(b"".join(parts))
+        return True
+
+    def _open(self) -> bool:
         proto = self._proto
         try:
             if (
@@ -137,13 +157,11 @@ class DirectFrames:
         except AttributeError as exc:
             _turn_off(f"a socket lacks {exc.name!r}")
             return False
-        data = text.encode()
-        self._transport.write(frame_header(len(data)) + data)
         return True
 
 
-def direct_text_writer(send: Callable[..., Any]) -> DirectWrite | None:
-    """``write_text`` for the socket behind the ASGI ``send`` uvicorn gave us, or None
+def direct_writer(send: Callable[..., Any]) -> DirectFrames | None:
+    """The direct writer of the socket behind the ASGI ``send`` uvicorn gave us, or None
     when ``send`` is wrapped, comes from another WebSocket implementation, or the
     connection negotiated an extension (permessage-deflate) that changes the framing."""
     proto = getattr(send, "__self__", None)
@@ -152,7 +170,7 @@ def direct_text_writer(send: Callable[..., Any]) -> DirectWrite | None:
     try:
         if not proto.handshake_complete or proto.conn.extensions:
             return None
-        return DirectFrames(proto).write_text
+        return DirectFrames(proto)
     except AttributeError as exc:
         _turn_off(f"a socket lacks {exc.name!r}")
         return None

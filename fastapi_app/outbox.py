@@ -5,15 +5,20 @@ on a socket, so a slow peer stalls only its own writer: everyone else's frames g
 at once. When an outbox is full the peer is not keeping up; it is closed with 1013 and
 may reconnect and ``resume``.
 
-Fast path. Most of the time a socket takes a frame without waiting (its transport
-buffer has room), so an outbox with nothing in flight sends on the spot: a broadcast to
-N sockets costs N sends, not N task switches, and an idle socket holds no task at all.
-Cheaper still, when the socket offers a ``direct`` writer (uvicorn's sansio protocol,
-see ``fastapi_app.direct_frames``) the frame goes straight to its transport. Otherwise
-the ASGI send coroutine is stepped once by hand; if it does have to wait (the peer's
-buffer is full) it is handed, still suspended, to a writer task started for the
-occasion, which finishes it as a Task would, then sends what queued up behind it, then
-ends.
+Batches. What is pushed during one loop iteration is written in the next, together
+(``fastapi_app.flusher``: sockets with a per-client frame first, fan-outs in slices).
+Queue counts are state, not history: a count pushed while an earlier count of the same
+name still waits (in the batch or the backlog) replaces it, and only the latest value
+goes on the wire, after everything pushed before it. Per-client frames are never
+dropped that way.
+
+Writing a batch. Most of the time a socket takes frames without waiting (its transport
+buffer has room). With a ``direct`` writer (uvicorn's sansio protocol, see
+``fastapi_app.direct_frames``) the whole batch goes to the transport in one write.
+Otherwise each frame's ASGI send coroutine is stepped once by hand; if one does have to
+wait (the peer's buffer is full) it is handed, still suspended, to a writer task started
+for the occasion, which finishes it as a Task would, then sends what queued up behind
+it, then ends. An idle socket holds no task at all.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from typing import Any
 
 from starlette.websockets import WebSocketDisconnect
 
-from fastapi_app.direct_frames import DirectWrite
+from fastapi_app.direct_frames import DirectFrames
+from fastapi_app.flusher import Flusher
 
 log = logging.getLogger(__name__)
 
@@ -37,22 +43,35 @@ _GONE = (WebSocketDisconnect, OSError, RuntimeError)  # what a send to a closed 
 
 
 class SendStats:
-    """Counters shared by every outbox (plain ints: this is the hot path)."""
+    """Counters shared by every outbox (plain ints: this is the hot path). ``sent``
+    counts frames on the wire, ``writes`` the transport writes that carried direct ones,
+    ``conflated`` the counts replaced by a newer value before they were written."""
 
-    __slots__ = ("dropped", "sent", "slow_closed")
+    __slots__ = ("conflated", "dropped", "sent", "slow_closed", "writes")
 
     def __init__(self) -> None:
         self.sent = 0
+        self.writes = 0
+        self.conflated = 0
         self.dropped = 0
         self.slow_closed = 0
 
 
+_NONE, _BULK, _URGENT = 0, 1, 2  # where an outbox's batch is registered with the flusher
+
+
 class Outbox:
     __slots__ = (
+        "_batch",
+        "_batch_keys",
         "_direct",
+        "_flusher",
         "_frames",
+        "_keys",
         "_pending",
+        "_registered",
         "_send",
+        "_taken",
         "capacity",
         "close_request",
         "gone",
@@ -61,41 +80,91 @@ class Outbox:
     )
 
     def __init__(
-        self, send: SendFn, capacity: int, stats: SendStats, direct: DirectWrite | None = None
+        self,
+        send: SendFn,
+        capacity: int,
+        stats: SendStats,
+        flusher: Flusher,
+        direct: DirectFrames | None = None,
     ) -> None:
         self._send = send  # the socket's ASGI-style send
         self._direct = direct
+        self._flusher = flusher
         self.capacity = capacity
         self.stats = stats
-        self._frames: deque[str] = deque()
+        # This iteration's frames (None: a count replaced by a newer one) and, per count
+        # name, the index of its latest value there.
+        self._batch: list[str | None] = []
+        self._batch_keys: dict[str, int] = {}
+        self._registered = _NONE
+        # The backlog behind a send that had to wait, with the same tombstones; ``_keys``
+        # holds absolute positions (``_taken`` frames have left from the front).
+        self._frames: deque[str | None] = deque()
+        self._keys: dict[str, int] = {}
+        self._taken = 0
         # A send that had to wait, with what it waits on; the writer finishes it.
         self._pending: tuple[Coroutine[Any, Any, None], Any] | None = None
         self.close_request: tuple[int, str] | None = None
         self.gone = False
         self.writer: asyncio.Task[None] | None = None  # only while there is a backlog
 
-    def push(self, text: str) -> None:
-        """Send one encoded frame now if the socket takes it, else queue it (bounded)."""
+    def push(self, text: str, *, key: str | None = None, urgent: bool = True) -> None:
+        """Queue one encoded frame for this iteration's batch.
+
+        ``key`` names a count: a newer one replaces it while both wait. ``urgent``: a
+        per-client frame, written before any socket that holds only fan-out frames.
+        """
         if self.close_request is not None or self.gone:
             self.stats.dropped += 1
             return
-        if self.writer is None:
-            self._send_now(text)
+        if self.writer is not None:
+            self._enqueue(text, key)  # behind the backlog the writer is sending
             return
-        if len(self._frames) >= self.capacity:
-            self.stats.slow_closed += 1
-            self.stats.dropped += 1
-            self.close(SLOW_CONSUMER, SLOW_REASON)
+        batch = self._batch
+        if key is not None:
+            earlier = self._batch_keys.get(key)
+            if earlier is not None:
+                batch[earlier] = None
+                self.stats.conflated += 1
+            self._batch_keys[key] = len(batch)
+        batch.append(text)
+        if urgent:
+            if self._registered != _URGENT:
+                self._registered = _URGENT
+                self._flusher.urgent(self)
+        elif self._registered == _NONE:
+            self._registered = _BULK
+            self._flusher.bulk(self)
+
+    def flush(self) -> None:
+        """Write this iteration's batch: one direct write, else frame by frame."""
+        batch = self._batch
+        if not batch:
             return
-        self._frames.append(text)  # the running writer sends it after the backlog
+        self._batch, self._batch_keys, self._registered = [], {}, _NONE
+        texts = [text for text in batch if text is not None]
+        if self.close_request is not None or self.gone:
+            self.stats.dropped += len(texts)
+            return
+        direct = self._direct
+        if self.writer is None and direct is not None and direct.write_texts(texts):
+            self.stats.sent += len(texts)
+            self.stats.writes += 1
+            return
+        for text in texts:
+            if self.writer is None:
+                self._send_now(text)
+            else:
+                self._enqueue(text, None)
 
     def close(self, code: int, reason: str) -> None:
-        """Drop what is queued; the close frame goes out after any send in flight."""
+        """Drop the backlog; the close frame goes out after any send in flight. This
+        iteration's batch is written first (before a close, it would have been)."""
         if self.close_request is not None or self.gone:
             return
+        self.flush()
         self.close_request = (code, reason)
-        self.stats.dropped += len(self._frames)
-        self._frames.clear()
+        self._drop_queued()
         self._start_writer()
 
     async def stop(self) -> None:
@@ -108,11 +177,10 @@ class Outbox:
         if self._pending is not None:
             self._pending[0].close()
             self._pending = None
-        self.stats.dropped += len(self._frames)
-        self._frames.clear()
+        self._drop_queued()
 
     def __len__(self) -> int:
-        return len(self._frames)
+        return len(self._frames) + len(self._batch)
 
     @property
     def direct(self) -> bool:
@@ -121,11 +189,32 @@ class Outbox:
 
     # --- internals ----------------------------------------------------------------------
 
-    def _send_now(self, text: str) -> None:
-        direct = self._direct
-        if direct is not None and direct(text):
-            self.stats.sent += 1
+    def _enqueue(self, text: str, key: str | None) -> None:
+        """Behind the backlog (bounded: a full one means the peer is not keeping up)."""
+        frames = self._frames
+        if len(frames) >= self.capacity:
+            self.stats.slow_closed += 1
+            self.stats.dropped += 1
+            self.close(SLOW_CONSUMER, SLOW_REASON)
             return
+        if key is not None:
+            earlier = self._keys.get(key)
+            if earlier is not None and earlier >= self._taken:
+                frames[earlier - self._taken] = None
+                self.stats.conflated += 1
+            self._keys[key] = self._taken + len(frames)
+        frames.append(text)
+
+    def _drop_queued(self) -> None:
+        queued = sum(text is not None for text in self._frames)
+        queued += sum(text is not None for text in self._batch)
+        self.stats.dropped += queued
+        self._frames.clear()
+        self._keys.clear()
+        self._batch, self._batch_keys = [], {}
+        self._taken = 0
+
+    def _send_now(self, text: str) -> None:
         coro = self._send({"type": "websocket.send", "text": text})
         try:
             waiting_on = coro.send(None)
@@ -149,7 +238,11 @@ class Outbox:
             if self._pending is not None:
                 await self._finish_pending()
             while frames:
-                await send({"type": "websocket.send", "text": frames.popleft()})
+                text = frames.popleft()
+                self._taken += 1
+                if text is None:
+                    continue  # a count that a newer one replaced
+                await send({"type": "websocket.send", "text": text})
                 self.stats.sent += 1
             if self.close_request is not None:
                 code, reason = self.close_request

@@ -50,7 +50,7 @@ from engineio import packet as eio_packet
 from engineio.async_drivers import asgi as eio_asgi
 from socketio import packet as sio_packet
 
-from fastapi_app.direct_frames import DirectWrite, direct_text_writer
+from fastapi_app.direct_frames import DirectWrite, direct_writer
 
 # The engine.io socket attributes this relies on: ``queue`` (an unbounded asyncio.Queue),
 # ``closed``, ``last_ping``, ``upgraded``, ``poll`` and ``sid``; the server's ``sockets``
@@ -199,9 +199,9 @@ class _TrackedWebSocket(eio_asgi.WebSocket):
         socket = handler.__self__
 
         async def tracked(ws: eio_asgi.WebSocket) -> None:
-            write = direct_text_writer(ws.asgi_send)
-            if write is not None:
-                direct[socket.sid] = write
+            writer = direct_writer(ws.asgi_send)
+            if writer is not None:
+                direct[socket.sid] = writer.write_text
             try:
                 await handler(ws)
             finally:

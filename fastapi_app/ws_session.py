@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket
 
 from fastapi_app.access import subject_of
 from fastapi_app.client import Client
-from fastapi_app.direct_frames import direct_text_writer
+from fastapi_app.direct_frames import direct_writer
 from fastapi_app.errors import error_response
 from fastapi_app.runtime import Runtime
 from fastapi_app.security import AuthError, auth_frame_token, token_from_connection
@@ -51,7 +51,7 @@ class WsSession:
             subject = await self._handshake()
         except _Rejected:
             return
-        direct = direct_text_writer(self.asgi_send) if self.rt.features.direct_frames else None
+        direct = direct_writer(self.asgi_send) if self.rt.features.direct_frames else None
         client = self.client = self.connections.open(self.ws, subject, direct)
         outbox = client.outbox
         assert outbox is not None

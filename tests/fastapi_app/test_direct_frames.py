@@ -119,7 +119,7 @@ async def test_a_socket_missing_an_attribute_at_run_time_falls_back_for_good(
         async with websockets.connect(server.ws_url + "/ws") as ws:
             hello = json.loads(await ws.recv())
             outbox = rt.connections.clients[hello["client_id"]].outbox
-            writer = outbox._direct.__self__  # the socket's DirectFrames
+            writer = outbox._direct  # the socket's DirectFrames
             writer._proto = types.SimpleNamespace()  # a protocol that lacks what is read
             with caplog.at_level(logging.WARNING, logger="fastapi_app.direct_frames"):
                 for n in (1, 2, 3):
