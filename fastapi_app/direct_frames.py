@@ -36,7 +36,6 @@ from websockets.server import ServerProtocol
 log = logging.getLogger(__name__)
 
 _TEXT_FIN = 0x81  # FIN bit + opcode 1 (text)
-DirectWrite = Callable[[str], bool]  # True: on the wire; False: take the ASGI path
 
 # Everything the direct paths read that is not a public API, by owner.
 READS: dict[type, tuple[str, ...]] = {
@@ -120,14 +119,6 @@ class DirectFrames:
         self._conn = proto.conn
         self._transport = proto.transport
         self._writable = proto.writable
-
-    def write_text(self, text: str) -> bool:
-        """Put ``text`` on the wire now and return True, or return False and do nothing."""
-        if not self._open():
-            return False
-        data = text.encode()
-        self._transport.write(frame_header(len(data)) + data)
-        return True
 
     def write_texts(self, texts: list[str]) -> bool:
         """Put every text on the wire, each its own frame, in ONE transport write; or

@@ -23,10 +23,13 @@ next packet with ``asyncio.wait_for``, i.e. a new Task and a timer per packet se
 each socket as it connects (``BroadcastManager(lean_poll=False)`` leaves engineio's).
 
 Cheapest of all: an upgraded websocket socket whose writer is parked waiting for its
-next packet, with nothing queued, gets a text packet written straight to its uvicorn
+next packet, with nothing queued, gets text packets written straight to its uvicorn
 transport (``fastapi_app.direct_frames``): no queue hand-off, no writer wake-up, no ASGI
-send. To know each socket's transport, the Engine.IO server's websocket wrapper is
-swapped for :class:`_TrackedWebSocket`, which records it for the socket's lifetime.
+send. They are batched per loop iteration (``fastapi_app.flusher``: one transport write
+per socket, fan-outs in slices), and a queue count that a newer one of the same name
+replaces before the batch is written never goes out. To know each socket's transport,
+the Engine.IO server's websocket wrapper is swapped for :class:`_TrackedWebSocket`,
+which records it for the socket's lifetime.
 
 Profiles and figures: ``python -m bench.ws_broadcast`` (see bench/ws_broadcast.py).
 
@@ -50,7 +53,9 @@ from engineio import packet as eio_packet
 from engineio.async_drivers import asgi as eio_asgi
 from socketio import packet as sio_packet
 
-from fastapi_app.direct_frames import DirectWrite, direct_writer
+from fastapi_app.direct_frames import DirectFrames, direct_writer
+from fastapi_app.flusher import Flusher
+from wire.legacy import QUEUE_EVENTS
 
 # The engine.io socket attributes this relies on: ``queue`` (an unbounded asyncio.Queue),
 # ``closed``, ``last_ping``, ``upgraded``, ``poll`` and ``sid``; the server's ``sockets``
@@ -72,8 +77,10 @@ class BroadcastManager(socketio.AsyncManager):
         super().__init__()
         self.lean_poll = lean_poll
         self.direct_on = lean_poll and direct
-        # eio sid -> write_text, for websocket sockets on uvicorn's sansio protocol.
-        self.direct: dict[str, DirectWrite] = {}
+        # eio sid -> direct writer, for websocket sockets on uvicorn's sansio protocol.
+        self.direct: dict[str, DirectFrames] = {}
+        self.batches: dict[str, _Batch] = {}  # eio sid -> text packets for this iteration
+        self.flusher = Flusher()
 
     def set_server(self, server: Any) -> None:
         super().set_server(server)
@@ -120,7 +127,7 @@ class BroadcastManager(socketio.AsyncManager):
         )
         # One text packet (no binary attachments) can skip the queue of a parked writer.
         text = packets[0].encode() if len(packets) == 1 and not packets[0].binary else None
-        late = self._enqueue(recipients, packets, text)
+        late = self._enqueue(recipients, packets, text, event if event in QUEUE_EVENTS else None)
         # Sockets whose ping has timed out take the regular send path, which closes them
         # exactly as python-engineio would (and sends nothing).
         for socket in late:
@@ -146,12 +153,17 @@ class BroadcastManager(socketio.AsyncManager):
         return packets
 
     def _enqueue(
-        self, eio_sids: Iterable[str], packets: list[eio_packet.Packet], text: str | None
+        self,
+        eio_sids: Iterable[str],
+        packets: list[eio_packet.Packet],
+        text: str | None,
+        key: str | None,
     ) -> list[Any]:
         """Hand ``packets`` to every live socket; return the sockets that need a slow path."""
         eio = self.server.eio
         sockets = eio.sockets
         direct = self.direct if text is not None else {}
+        batches = self.batches
         deadline = time.time() - eio.ping_timeout
         late = []
         count = 0
@@ -164,10 +176,18 @@ class BroadcastManager(socketio.AsyncManager):
                 late.append(socket)
                 continue
             count += 1
-            write = direct.get(eio_sid)
+            batch = batches.get(eio_sid)
+            if batch is not None:
+                if text is not None:
+                    batch.add(text, packets[0], key)
+                    continue
+                batch.flush()  # a binary packet: what waits goes first
             # Only while the writer waits on an empty queue has everything queued before
-            # reached the transport: writing now keeps the socket's order.
-            if write is not None and _writer_parked(socket) and write(text):
+            # reached the transport: writing (next iteration, in one batch) keeps the order.
+            elif text is not None and eio_sid in direct and _writer_parked(socket):
+                batch = batches[eio_sid] = _Batch(self, eio_sid)
+                batch.add(text, packets[0], key)
+                self.flusher.bulk(batch)
                 continue
             put = socket.queue.put_nowait
             for pkt in packets:
@@ -175,6 +195,48 @@ class BroadcastManager(socketio.AsyncManager):
         if eio.logger.isEnabledFor(logging.INFO):
             eio.logger.info("Broadcast %d packet(s) to %d socket(s)", len(packets), count)
         return late
+
+
+class _Batch:
+    """One parked websocket's text packets of this loop iteration (None: a count that a
+    newer one replaced). Written in one transport write if its writer is still parked
+    when the batch is flushed, else queued for that writer, in order."""
+
+    __slots__ = ("keys", "manager", "packets", "sid", "texts")
+
+    def __init__(self, manager: BroadcastManager, sid: str) -> None:
+        self.manager, self.sid = manager, sid
+        self.texts: list[str | None] = []
+        self.packets: list[eio_packet.Packet] = []
+        self.keys: dict[str, int] = {}
+
+    def add(self, text: str, pkt: eio_packet.Packet, key: str | None) -> None:
+        if key is not None:
+            earlier = self.keys.get(key)
+            if earlier is not None:
+                self.texts[earlier] = None
+            self.keys[key] = len(self.texts)
+        self.texts.append(text)
+        self.packets.append(pkt)
+
+    def flush(self) -> None:
+        manager = self.manager
+        if manager.batches.get(self.sid) is not self:
+            return  # written already
+        del manager.batches[self.sid]
+        socket = manager.server.eio.sockets.get(self.sid)
+        if socket is None or socket.closed:
+            return
+        live = [(t, p) for t, p in zip(self.texts, self.packets, strict=True) if t is not None]
+        writer = manager.direct.get(self.sid)
+        if (
+            writer is not None
+            and _writer_parked(socket)
+            and writer.write_texts([t for t, _ in live])
+        ):
+            return
+        for _, pkt in live:
+            socket.queue.put_nowait(pkt)
 
 
 def _writer_parked(socket: Any) -> bool:
@@ -195,13 +257,13 @@ class _TrackedWebSocket(eio_asgi.WebSocket):
     socket it serves (``handler`` is that socket's bound ``_websocket_handler``) from
     the moment the handshake is accepted until the handler returns."""
 
-    def __init__(self, handler: Any, server: Any, *, direct: dict[str, DirectWrite]) -> None:
+    def __init__(self, handler: Any, server: Any, *, direct: dict[str, DirectFrames]) -> None:
         socket = handler.__self__
 
         async def tracked(ws: eio_asgi.WebSocket) -> None:
             writer = direct_writer(ws.asgi_send)
             if writer is not None:
-                direct[socket.sid] = writer.write_text
+                direct[socket.sid] = writer
             try:
                 await handler(ws)
             finally:
