@@ -1,13 +1,19 @@
-"""Writes batched per loop iteration: the asker first, fan-outs in slices.
+"""Writes batched per socket: the asker first, fan-outs a moment later and in slices.
 
-Frames pushed to a socket during one event-loop iteration are written together in the
-next one: one ``transport.write`` where the direct path is open (they stay separate
-WebSocket frames on the wire; only the system call is shared). Sockets holding a
-per-client frame (an answer, a ``queued``, an error, a pong) are written first; sockets
-holding only fan-out frames (queue counts, heartbeats) are written ``SLICE`` at a time,
-with a turn of the event loop between slices. So a per-client frame never waits for a
-fan-out to other sockets, and incoming messages are read between slices, while each
-socket's own frames keep their order (they are one batch, or one backlog).
+Frames pushed to a socket are written together: one ``transport.write`` where the direct
+path is open (they stay separate WebSocket frames on the wire; only the system call is
+shared). Sockets holding a per-client frame (an answer, a ``queued``, an error, a pong)
+are written in the next loop iteration. Sockets holding only fan-out frames (queue
+counts, heartbeats) wait ``BULK_DELAY`` first, then are written ``SLICE`` at a time with
+a turn of the event loop between slices.
+
+Why the wait: one job moves todo -> running -> done within a millisecond or two and each
+move is a count to every socket. Written at once, that is five fan-outs (five writes per
+socket) standing between the question and its answer. After a short wait the counts of a
+job sit in each socket's batch together, where a newer count replaces an older one of
+the same name (``fastapi_app.outbox``): the answer goes out first, then one write per
+socket carries the latest counts. Each socket's own frames keep their order throughout
+(they are one batch, or one backlog).
 """
 
 from __future__ import annotations
@@ -19,8 +25,10 @@ from typing import Protocol
 
 log = logging.getLogger(__name__)
 
-# ~1.5 ms of writes at ~12 us each: the longest a per-client frame waits on a fan-out.
+# ~1.5-2.5 ms of writes at 12-20 us each: the longest a per-client frame waits on a fan-out.
 SLICE = 128
+# Long enough for one job's counts to meet in a batch, short next to a fan-out itself.
+BULK_DELAY = 0.002
 
 
 class Flushable(Protocol):
@@ -31,37 +39,40 @@ class Flushable(Protocol):
 class Flusher:
     """One per event loop and transport; items register when their batch starts."""
 
-    __slots__ = ("_bulk", "_scheduled", "_urgent", "slice")
+    __slots__ = ("_bulk", "_bulk_scheduled", "_urgent", "_urgent_scheduled", "delay", "slice")
 
-    def __init__(self, slice_size: int = SLICE) -> None:
-        self.slice = slice_size
+    def __init__(self, slice_size: int = SLICE, delay: float = BULK_DELAY) -> None:
+        self.slice, self.delay = slice_size, delay
         self._urgent: list[Flushable] = []
         self._bulk: deque[Flushable] = deque()
-        self._scheduled = False
+        self._urgent_scheduled = self._bulk_scheduled = False
 
     def urgent(self, item: Flushable) -> None:
         self._urgent.append(item)
-        self._schedule()
+        if not self._urgent_scheduled:
+            self._urgent_scheduled = True
+            asyncio.get_running_loop().call_soon(self._run_urgent)
 
     def bulk(self, item: Flushable) -> None:
         self._bulk.append(item)
-        self._schedule()
+        if not self._bulk_scheduled:
+            self._bulk_scheduled = True
+            asyncio.get_running_loop().call_later(self.delay, self._run_bulk)
 
-    def _schedule(self) -> None:
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._run)
-
-    def _run(self) -> None:
-        self._scheduled = False
+    def _run_urgent(self) -> None:
+        self._urgent_scheduled = False
         urgent, self._urgent = self._urgent, []
         for item in urgent:
             _flush(item)
+
+    def _run_bulk(self) -> None:
         bulk = self._bulk
         for _ in range(min(len(bulk), self.slice)):
             _flush(bulk.popleft())
-        if bulk or self._urgent:
-            self._schedule()  # the rest after a turn of the loop
+        if bulk:  # the rest after a turn of the loop (per-client frames go in between)
+            asyncio.get_running_loop().call_soon(self._run_bulk)
+        else:
+            self._bulk_scheduled = False
 
 
 def _flush(item: Flushable) -> None:

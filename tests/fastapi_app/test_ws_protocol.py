@@ -68,7 +68,8 @@ async def test_every_frame_carries_a_sequence_number(server: ThreadServer) -> No
         pong = await ws.next("pong")
     assert all("seq" in frame for frame in ws.seen)
     data = [f["seq"] for f in ws.seen if f["type"] not in ("connection_established", "pong")]
-    assert data == list(range(1, len(data) + 1))  # data frames: consecutive numbers
+    # Data frames: rising numbers from 1 (a gap is a count a newer one replaced).
+    assert data == sorted(set(data)) and data[0] == 1
     assert pong["seq"] == data[-1]  # control frames repeat the latest one
 
 

@@ -59,5 +59,12 @@ class EventLog:
                 self._changed.clear()
                 await self._changed.wait()
 
+    async def wait_for_latest(self, name: str, data: Any) -> None:
+        """Wait until the latest ``name`` event carries ``data`` (a state, not a count)."""
+        with anyio.fail_after(WAIT):
+            while not self.of(name) or self.of(name)[-1] != data:
+                self._changed.clear()
+                await self._changed.wait()
+
     async def close(self) -> None:
         await self.sio.disconnect()

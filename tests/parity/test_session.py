@@ -126,11 +126,12 @@ class Session:
             response = await self.http.get(f"/push?question={question}")
             self.ids.append(re.search(r"\[([0-9a-f]{32})\]", response.text).group(1))
             self.record(f"push {n}", response)
-            # Wait for this push's last event before the next step.
+            # Wait for the state this push leads to before the next step (by state, not
+            # by event count: the FastAPI server may conflate counts, see below).
             if n == 0:
-                await page.wait_for("run_update", 1)
+                await page.wait_for_latest("run_update", {"value": 1})
             else:
-                await page.wait_for("todo_update", n + 2)
+                await page.wait_for_latest("todo_update", {"value": n})
         await self.lists()
         self.server.open_gate()
         await page.wait_for("done_update", where=lambda d: d == {"value": 3})
@@ -145,6 +146,28 @@ class Session:
         await self.get("list done", "/get_queue/done")
 
 
+COUNT_EVENTS = {"todo_update", "run_update", "done_update", "dead_update"}
+
+
+def assert_same_events(events: list[Any], *, conflating: bool) -> None:
+    """The expected events in order. Where the server conflates queue counts (FastAPI,
+    Socket.IO websocket: ``migration_docs/differences.md``), a count may be missing when a
+    later count of the same name replaced it; every other event is there, in order."""
+    if not conflating:
+        assert events == EXPECTED_EVENTS
+        return
+    rest = iter(events)
+    following = next(rest, None)
+    for i, event in enumerate(EXPECTED_EVENTS):
+        if event == following:
+            following = next(rest, None)
+            continue
+        name = event[0]
+        assert name in COUNT_EVENTS, f"{event} is missing from {events}"
+        assert any(e[0] == name for e in EXPECTED_EVENTS[i + 1 :]), f"{event}: nothing newer"
+    assert following is None, f"unexpected {following} in {events}"
+
+
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 async def test_scripted_session(gated_server: Gated, transport: str) -> None:
     page = await EventLog().connect(gated_server.url, transport)
@@ -154,7 +177,8 @@ async def test_scripted_session(gated_server: Gated, transport: str) -> None:
         clock = await page.wait_for("time_update", 1)
     await page.close()
 
-    assert page.without_clock() == EXPECTED_EVENTS
+    assert_same_events(page.without_clock(), conflating=gated_server.kind == "fastapi" and
+                       transport == "websocket")  # fmt: skip
     assert session.http_trace == EXPECTED_HTTP
     assert set(clock[0]) == {"date"}
     assert re.fullmatch(r"\d{4}-\d\d-\d\d @ \d\d:\d\d:\d\d.*", clock[0]["date"])
