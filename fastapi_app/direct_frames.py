@@ -125,6 +125,10 @@ class DirectFrames:
         return False and do nothing."""
         if not self._open():
             return False
+        if len(texts) == 1:  # the common case: one frame, no list to join
+            data = texts[0].encode()
+            self._transport.write(frame_header(len(data)) + data)
+            return True
         parts = []
         for text in texts:
             data = text.encode()

@@ -70,7 +70,9 @@ class Outbox:
         "_keys",
         "_pending",
         "_registered",
+        "_replaced",
         "_send",
+        "_spare",
         "_taken",
         "capacity",
         "close_request",
@@ -92,10 +94,13 @@ class Outbox:
         self._flusher = flusher
         self.capacity = capacity
         self.stats = stats
-        # This iteration's frames (None: a count replaced by a newer one) and, per count
-        # name, the index of its latest value there.
+        # The frames waiting to be written (None: a count replaced by a newer one) and the
+        # count name of each (None: not a count). Reused, never reallocated: a fan-out
+        # touches every socket, and garbage per socket means collections over all of them.
         self._batch: list[str | None] = []
-        self._batch_keys: dict[str, int] = {}
+        self._batch_keys: list[str | None] = []
+        self._spare: list[str | None] = []  # the other batch list, swapped in at a flush
+        self._replaced = 0
         self._registered = _NONE
         # The backlog behind a send that had to wait, with the same tombstones; ``_keys``
         # holds absolute positions (``_taken`` frames have left from the front).
@@ -120,14 +125,14 @@ class Outbox:
         if self.writer is not None:
             self._enqueue(text, key)  # behind the backlog the writer is sending
             return
-        batch = self._batch
-        if key is not None:
-            earlier = self._batch_keys.get(key)
-            if earlier is not None:
-                batch[earlier] = None
-                self.stats.conflated += 1
-            self._batch_keys[key] = len(batch)
+        batch, keys = self._batch, self._batch_keys
+        if key is not None and key in keys:  # a batch holds a handful of frames
+            earlier = keys.index(key)
+            batch[earlier] = keys[earlier] = None
+            self._replaced += 1
+            self.stats.conflated += 1
         batch.append(text)
+        keys.append(key)
         if urgent:
             if self._registered != _URGENT:
                 self._registered = _URGENT
@@ -141,8 +146,19 @@ class Outbox:
         batch = self._batch
         if not batch:
             return
-        self._batch, self._batch_keys, self._registered = [], {}, _NONE
-        texts = [text for text in batch if text is not None]
+        # Swap lists first: whatever is pushed while this batch is written (a close can
+        # flush again) starts the next batch.
+        self._batch, self._spare = self._spare, batch
+        self._registered = _NONE
+        texts: list[str] = [t for t in batch if t is not None] if self._replaced else batch  # type: ignore[assignment]
+        self._replaced = 0
+        self._batch_keys.clear()
+        try:
+            self._write(texts)
+        finally:
+            batch.clear()
+
+    def _write(self, texts: list[str]) -> None:
         if self.close_request is not None or self.gone:
             self.stats.dropped += len(texts)
             return
@@ -211,7 +227,9 @@ class Outbox:
         self.stats.dropped += queued
         self._frames.clear()
         self._keys.clear()
-        self._batch, self._batch_keys = [], {}
+        self._batch.clear()
+        self._batch_keys.clear()
+        self._replaced = 0
         self._taken = 0
 
     def _send_now(self, text: str) -> None:

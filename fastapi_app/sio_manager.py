@@ -79,7 +79,7 @@ class BroadcastManager(socketio.AsyncManager):
         self.direct_on = lean_poll and direct
         # eio sid -> direct writer, for websocket sockets on uvicorn's sansio protocol.
         self.direct: dict[str, DirectFrames] = {}
-        self.batches: dict[str, _Batch] = {}  # eio sid -> text packets for this iteration
+        self.batches: dict[str, _Batch] = {}  # eio sid -> its batch (kept while it is open)
         self.flusher = Flusher()
 
     def set_server(self, server: Any) -> None:
@@ -87,7 +87,7 @@ class BroadcastManager(socketio.AsyncManager):
         eio = server.eio
         # The driver table is a module-level dict shared by every server: copy, then swap.
         if self.direct_on and eio._async.get("websocket") is eio_asgi.WebSocket:
-            tracked = functools.partial(_TrackedWebSocket, direct=self.direct)
+            tracked = functools.partial(_TrackedWebSocket, direct=self.direct, batches=self.batches)
             eio._async = {**eio._async, "websocket": tracked}
 
     async def pre_connect(self, eio_sid: str, namespace: str) -> Any:
@@ -177,15 +177,16 @@ class BroadcastManager(socketio.AsyncManager):
                 continue
             count += 1
             batch = batches.get(eio_sid)
-            if batch is not None:
+            if batch is not None and batch.texts:  # waiting to be written: join it
                 if text is not None:
                     batch.add(text, packets[0], key)
                     continue
                 batch.flush()  # a binary packet: what waits goes first
             # Only while the writer waits on an empty queue has everything queued before
-            # reached the transport: writing (next iteration, in one batch) keeps the order.
+            # reached the transport: writing (a moment later, in one batch) keeps the order.
             elif text is not None and eio_sid in direct and _writer_parked(socket):
-                batch = batches[eio_sid] = _Batch(self, eio_sid)
+                if batch is None:
+                    batch = batches[eio_sid] = _Batch(self, eio_sid)
                 batch.add(text, packets[0], key)
                 self.flusher.bulk(batch)
                 continue
@@ -198,9 +199,10 @@ class BroadcastManager(socketio.AsyncManager):
 
 
 class _Batch:
-    """One parked websocket's text packets of this loop iteration (None: a count that a
-    newer one replaced). Written in one transport write if its writer is still parked
-    when the batch is flushed, else queued for that writer, in order."""
+    """A parked websocket's text packets waiting to be written (None: a count that a newer
+    one replaced), with each one's count name. Written in one transport write if the
+    writer is still parked at the flush, else queued for that writer, in order. One per
+    socket, reused: a fan-out touches every socket and must leave no garbage behind."""
 
     __slots__ = ("keys", "manager", "packets", "sid", "texts")
 
@@ -208,35 +210,36 @@ class _Batch:
         self.manager, self.sid = manager, sid
         self.texts: list[str | None] = []
         self.packets: list[eio_packet.Packet] = []
-        self.keys: dict[str, int] = {}
+        self.keys: list[str | None] = []
 
     def add(self, text: str, pkt: eio_packet.Packet, key: str | None) -> None:
-        if key is not None:
-            earlier = self.keys.get(key)
-            if earlier is not None:
-                self.texts[earlier] = None
-            self.keys[key] = len(self.texts)
+        keys = self.keys
+        if key is not None and key in keys:  # a handful of packets: a scan is cheapest
+            earlier = keys.index(key)
+            self.texts[earlier] = keys[earlier] = None
         self.texts.append(text)
         self.packets.append(pkt)
+        keys.append(key)
 
     def flush(self) -> None:
-        manager = self.manager
-        if manager.batches.get(self.sid) is not self:
+        texts, packets = self.texts, self.packets
+        if not texts:
             return  # written already
-        del manager.batches[self.sid]
-        socket = manager.server.eio.sockets.get(self.sid)
-        if socket is None or socket.closed:
-            return
-        live = [(t, p) for t, p in zip(self.texts, self.packets, strict=True) if t is not None]
-        writer = manager.direct.get(self.sid)
-        if (
-            writer is not None
-            and _writer_parked(socket)
-            and writer.write_texts([t for t, _ in live])
-        ):
-            return
-        for _, pkt in live:
-            socket.queue.put_nowait(pkt)
+        try:
+            socket = self.manager.server.eio.sockets.get(self.sid)
+            if socket is None or socket.closed:
+                return
+            live = texts if None not in texts else [t for t in texts if t is not None]
+            writer = self.manager.direct.get(self.sid)
+            if writer is not None and _writer_parked(socket) and writer.write_texts(live):
+                return
+            for text, pkt in zip(texts, packets, strict=True):
+                if text is not None:
+                    socket.queue.put_nowait(pkt)
+        finally:
+            texts.clear()
+            packets.clear()
+            self.keys.clear()
 
 
 def _writer_parked(socket: Any) -> bool:
@@ -257,7 +260,14 @@ class _TrackedWebSocket(eio_asgi.WebSocket):
     socket it serves (``handler`` is that socket's bound ``_websocket_handler``) from
     the moment the handshake is accepted until the handler returns."""
 
-    def __init__(self, handler: Any, server: Any, *, direct: dict[str, DirectFrames]) -> None:
+    def __init__(
+        self,
+        handler: Any,
+        server: Any,
+        *,
+        direct: dict[str, DirectFrames],
+        batches: dict[str, _Batch],
+    ) -> None:
         socket = handler.__self__
 
         async def tracked(ws: eio_asgi.WebSocket) -> None:
@@ -268,6 +278,7 @@ class _TrackedWebSocket(eio_asgi.WebSocket):
                 await handler(ws)
             finally:
                 direct.pop(socket.sid, None)
+                batches.pop(socket.sid, None)
 
         super().__init__(tracked, server)
 
