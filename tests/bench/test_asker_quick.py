@@ -7,14 +7,12 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.runs import run_bench
+
 TARGETS = ("flask-gevent", "fastapi-sio", "fastapi-ws")
 SECTIONS = ("Targets", "Latency and CPU", "Ratios vs flask-gevent", "Per run", "Frames by event")
 CLIENTS, PUSHES = 50, 8  # what --quick runs
@@ -30,15 +28,7 @@ EMITTED = {
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any], str]:
     out = tmp_path_factory.mktemp("asker") / "asker.md"
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.asker", "--quick", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = run_bench("bench.asker", "--quick", "--out", str(out), timeout=240)
     data = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
     return out.read_text(encoding="utf-8"), data, result.stdout
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.runs import ROOT, run_bench, running_ports
+
 SERVERS = ("flask-threading", "flask-gevent", "fastapi-sio", "fastapi-ws")
 SECTIONS = ("Targets (issue 7)", "Latency", "Capacity", "Connections", "Audio endpoint",
             "Realistic mix")  # fmt: skip
@@ -24,15 +25,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("compare") / "tmp"
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.compare", "--quick", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=400,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = run_bench("bench.compare", "--quick", "--out", str(out), timeout=400)
     return out, result.stdout
 
 
@@ -101,22 +94,6 @@ def test_charts_are_png(quick_run: tuple[Path, str]) -> None:
         assert (out / name).read_bytes()[:8] == PNG_MAGIC, name
 
 
-def _running_ports(ports: set[str]) -> set[str]:
-    """Which of ``ports`` a live process still has on its command line (``--port P``)."""
-    alive = set()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:  # gone meanwhile
-            continue
-        for i, arg in enumerate(argv[:-1]):
-            if arg == b"--port" and argv[i + 1].decode() in ports:
-                alive.add(argv[i + 1].decode())
-    return alive
-
-
 @pytest.mark.timeout(120)
 def test_ctrl_c_stops_every_server_it_started(tmp_path: Path) -> None:
     out = tmp_path / "interrupted"
@@ -140,5 +117,5 @@ def test_ctrl_c_stops_every_server_it_started(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert _running_ports(ports) == set()
+    assert running_ports(ports) == set()
     assert not (out / "report.md").exists()

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from bench.common import free_port
+from tests.bench.runs import ROOT, run_bench, running_ports
 
-ROOT = Path(__file__).resolve().parents[2]
 PATHS = ("provider", "provider_sdk", "engine", "kit")
 SETUPS = ("one", "least_busy", "round_robin")
 SECTIONS = ("## 1. First byte: the kit's added latency", "## 2. One instance vs two",
@@ -30,15 +30,9 @@ NUMBER = re.compile(r"[+-]?\d+(\.\d+)?x?")
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("tts-openai") / "report.md"
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.tts", "--provider", "openai", "--quick", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
+    result = run_bench(
+        "bench.tts", "--provider", "openai", "--quick", "--out", str(out), timeout=240
     )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, result.stdout
 
 
@@ -116,22 +110,6 @@ def test_json_twin(quick_run: tuple[Path, str]) -> None:
             assert all(math.isfinite(r) and r > 0 for r in ratios.values())
 
 
-def _running_ports(ports: set[str]) -> set[str]:
-    """Which of ``ports`` a live process still has on its command line (``--port P``)."""
-    alive = set()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:  # gone meanwhile
-            continue
-        for i, arg in enumerate(argv[:-1]):
-            if arg == b"--port" and argv[i + 1].decode() in ports:
-                alive.add(argv[i + 1].decode())
-    return alive
-
-
 @pytest.mark.timeout(300)
 def test_stops_every_server_it_started(quick_run: tuple[Path, str]) -> None:
     out, _ = quick_run
@@ -140,7 +118,7 @@ def test_stops_every_server_it_started(quick_run: tuple[Path, str]) -> None:
     commands += setup["capacity_fake_commands"]
     ports = {re.search(r"--port (\d+)", command)[1] for command in commands}  # type: ignore[index]
     assert len(ports) == 4
-    assert _running_ports(ports) == set()
+    assert running_ports(ports) == set()
 
 
 @pytest.mark.timeout(60)

@@ -46,8 +46,12 @@ def open_page(chromium: Any, base: str, transport: str) -> tuple[Any, Any, list[
     return context, page, errors
 
 
-def ask_and_hear_answer(page: Any) -> str:
-    """Type, press Enter, see counts move and the answer play; returns the job id."""
+def ask_and_hear_answer(page: Any, *, counts_conflate: bool) -> str:
+    """Type, press Enter, see counts move and the answer play; returns the job id.
+
+    ``counts_conflate``: the server may replace a count still waiting to be written by a
+    newer one (FastAPI: ``migration_docs/differences.md``), so the page need not see the
+    job's passing todo/run count of 1, only where the counts end."""
     from playwright.sync_api import expect
 
     page.locator("#question").fill(QUESTION)
@@ -57,7 +61,9 @@ def ask_and_hear_answer(page: Any) -> str:
     expect(done).to_have_count(1, timeout=WAIT_MS)
     expect(done.first).to_contain_text(f"Q: {QUESTION}")
     counts = page.evaluate("window.__counts")
-    assert "todo-count=1" in counts or "run-count=1" in counts, counts
+    assert "done-count=1" in counts, counts
+    if not counts_conflate:
+        assert "todo-count=1" in counts or "run-count=1" in counts, counts
 
     answer = page.wait_for_function(
         """() => window.__media.find((m) => m.kind === "ended" && m.player === "player"
@@ -134,7 +140,7 @@ def test_ask_hear_replay_delete(chromium: Any, tmp_path: Path, server: str, tran
             reason = "ws_unavailable" if server.startswith("flask") else "override"
             expect(page.locator("#rollout-reason")).to_have_text(reason)
             expect(page.locator("#clock")).not_to_have_text("--:--:--", timeout=WAIT_MS)
-            job_id = ask_and_hear_answer(page)
+            job_id = ask_and_hear_answer(page, counts_conflate=server == "fastapi")
             replay_answer(page, base, job_id)
             shot = pagekit.screenshot(page, f"{server}-{transport}")
             shutil.copy(shot, tmp_path / shot.name)
