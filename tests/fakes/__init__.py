@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
+from aiohttp import web
+
 Fake = TypeVar("Fake", bound=AbstractAsyncContextManager[Any])
 
 
@@ -32,3 +34,13 @@ def in_thread(factory: Callable[..., Fake], **options: Any) -> Iterator[Fake]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()
+
+
+async def start_site(app: web.Application, port: int = 0) -> tuple[web.AppRunner, str, int]:
+    """Serve ``app`` on 127.0.0.1; returns the runner (to clean up) and the bound address.
+    The shutdown timeout is short: a client may leave a stream half read."""
+    runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    host, bound = runner.addresses[0][:2]
+    return runner, host, bound

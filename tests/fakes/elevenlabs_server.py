@@ -26,7 +26,7 @@ import lameenc
 import pytest
 from aiohttp import web
 
-from tests.fakes import in_thread
+from tests.fakes import in_thread, start_site
 
 Mode = Literal["ok", "401", "slow", "500"]
 ROUTE = "/v1/text-to-speech/{voice_id}/stream"
@@ -74,12 +74,7 @@ class FakeElevenLabs:
     async def __aenter__(self) -> FakeElevenLabs:
         app = web.Application()
         app.router.add_post(ROUTE, self._text_to_speech)
-        # A short shutdown timeout: a client may leave a stream half read.
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
+        self._runner, host, port = await start_site(app)
         self.url = f"http://{host}:{port}"
         return self
 

@@ -38,7 +38,7 @@ from typing import Any, Literal
 import pytest
 from aiohttp import web
 
-from tests.fakes import in_thread
+from tests.fakes import in_thread, start_site
 from tests.fakes.elevenlabs_server import tone
 from tts.encoding import StreamEncoder, wav_header
 
@@ -104,12 +104,7 @@ class FakeOpenAISpeech:
         app = web.Application()
         app.router.add_post(SPEECH_ROUTE, self._speech)
         app.router.add_get(VOICES_ROUTE, self._voices)
-        # A short shutdown timeout: a client may leave a stream half read.
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
+        self._runner, host, port = await start_site(app, self.port)
         self.url = f"http://{host}:{port}/v1"
         return self
 
