@@ -1,4 +1,4 @@
-"""Side-by-side comparison of the Flask and FastAPI servers (issue 7).
+"""Side-by-side comparison of the Flask and FastAPI servers.
 
     python -m bench.compare [--quick] [--out DIR]
 

@@ -97,7 +97,7 @@ def write_all(out: Path, plan: Plan, results: dict[str, Any], meta: dict[str, An
     ]
     lat_errors = {f"{n} clients {t}": r for n, res in latency.items() for t, r in res.items()}
     md = _header(meta, info, plan)
-    md += ["## Targets (issue 7)", "", *targets.targets_lines(at, judged), ""]
+    md += ["## Targets", "", *targets.targets_lines(at, judged), ""]
     md += _section(
         "Latency",
         f"{plan.latency_rate:g} pushes/s, {plan.latency_pushes} pushes per "

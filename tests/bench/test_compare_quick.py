@@ -16,7 +16,7 @@ import pytest
 from tests.bench.runs import ROOT, run_bench, running_ports
 
 SERVERS = ("flask-threading", "flask-gevent", "fastapi-sio", "fastapi-ws")
-SECTIONS = ("Targets (issue 7)", "Latency", "Capacity", "Connections", "Audio endpoint",
+SECTIONS = ("Targets", "Latency", "Capacity", "Connections", "Audio endpoint",
             "Realistic mix")  # fmt: skip
 CHARTS = ("latency_cdf.png", "throughput_vs_clients.png", "memory_vs_clients.png")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
