@@ -54,7 +54,6 @@ class ProviderHealth:
     clock: Callable[[], float] = time.monotonic
     in_flight: int = 0
     failures: int = 0  # every failure since start
-    successes: int = 0
     consecutive: int = 0  # failures since the last success
     opened_at: float | None = None  # breaker open since (None: closed)
     probing: bool = False  # the one request allowed through after the cool-down is out
@@ -89,7 +88,6 @@ class ProviderHealth:
         metrics.PROVIDER_IN_FLIGHT.labels(self.name).set(self.in_flight)
 
     def succeeded(self, first_byte_seconds: float) -> None:
-        self.successes += 1
         self.consecutive = 0
         self.first_byte.append(first_byte_seconds)
         if self.opened_at is not None:
@@ -158,9 +156,11 @@ class Balancer:
     def order(self, candidates: Sequence[T], name: Callable[[T], str]) -> list[T]:
         """``candidates`` (chain order) in the order to try them for one request."""
         tiers = itertools.groupby(candidates, key=lambda c: self.health[name(c)].kind)
-        ordered = [c for _, tier in tiers for c in self._spread(list(tier), name)]
-        healthy = [c for c in ordered if self.health[name(c)].usable()]
-        resting = [c for c in ordered if not self.health[name(c)].usable()]
+        healthy: list[T] = []
+        resting: list[T] = []
+        for _, tier in tiers:
+            for c in self._spread(list(tier), name):
+                (healthy if self.health[name(c)].usable() else resting).append(c)
         return healthy + resting
 
     def _spread(self, tier: list[T], name: Callable[[T], str]) -> list[T]:

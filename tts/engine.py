@@ -83,7 +83,6 @@ class SpeechEngine:
         self.voice, self.lang, self.speed, self.fmt = voice, lang, speed, fmt
         self.max_chars, self.cache = max_chars, cache
         self.first_byte_timeout = first_byte_timeout
-        self.failures: Counter[str] = Counter()  # provider name -> failures
         self.balancer = Balancer(
             ((p.name, getattr(p, "kind", p.name)) for p in self.providers),
             policy=policy,
@@ -146,6 +145,11 @@ class SpeechEngine:
             else:
                 found.update(lang for voice in provider.voices() for lang in voice.languages)
         return sorted(found)
+
+    @property
+    def failures(self) -> Counter[str]:
+        """Provider name -> failures so far (kept by each provider's health)."""
+        return Counter({n: h.failures for n, h in self.balancer.health.items() if h.failures})
 
     def health(self) -> list[dict[str, object]]:
         """Each provider's state, load, failures and first-byte p50/p99 (ms)."""
@@ -339,7 +343,6 @@ class SpeechEngine:
             )
         else:
             error = ProviderError(provider.name, f"{type(exc).__name__}: {exc}")
-        self.failures[provider.name] += 1
         self.balancer.health[provider.name].failed()
         metrics.FAILURES.labels(provider.name).inc()
         if falling_back:

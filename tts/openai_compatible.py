@@ -186,7 +186,7 @@ class OpenAIProvider:
         """
         speech = self._client.audio.speech.with_streaming_response.create(
             model=self._model,
-            voice=self.resolve_voice(request.voice, request.lang),
+            voice=request.voice,  # resolved by the engine
             input=request.text,
             response_format=upstream,  # type: ignore[arg-type]
             speed=request.speed,
