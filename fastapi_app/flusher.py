@@ -34,6 +34,39 @@ SLICE = 32
 BULK_DELAY = 0.005
 
 
+class Batch:
+    """Frames waiting for a socket's next write. A queue count replaces an older count of
+    the same name still waiting (None marks the replaced one), so only its latest value
+    goes out, after everything pushed before it. Reused between writes: a fan-out
+    touches every socket, and garbage per socket means collections over all of them."""
+
+    __slots__ = ("keys", "texts")
+
+    def __init__(self) -> None:
+        self.texts: list[str | None] = []
+        self.keys: list[str | None] = []  # each frame's count name (None: not a count)
+
+    def add(self, text: str, key: str | None) -> bool:
+        """Append ``text``; True when it replaced an older count."""
+        keys = self.keys
+        replaced = key is not None and key in keys  # a handful of frames: a scan is cheapest
+        if replaced:
+            earlier = keys.index(key)
+            self.texts[earlier] = keys[earlier] = None
+        self.texts.append(text)
+        keys.append(key)
+        return replaced
+
+    def live(self) -> list[str]:
+        """The frames to write, in order (the list itself when nothing was replaced)."""
+        texts = self.texts
+        return texts if None not in texts else [t for t in texts if t is not None]  # type: ignore[return-value]
+
+    def clear(self) -> None:
+        self.texts.clear()
+        self.keys.clear()
+
+
 class Flushable(Protocol):
     def flush(self) -> None:
         """Write what was batched (nothing, if it was written already)."""

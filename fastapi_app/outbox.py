@@ -32,7 +32,7 @@ from typing import Any
 from starlette.websockets import WebSocketDisconnect
 
 from fastapi_app.direct_frames import DirectFrames
-from fastapi_app.flusher import Flusher
+from fastapi_app.flusher import Batch, Flusher
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,12 @@ _NONE, _BULK, _URGENT = 0, 1, 2  # where an outbox's batch is registered with th
 class Outbox:
     __slots__ = (
         "_batch",
-        "_batch_keys",
         "_direct",
         "_flusher",
         "_frames",
         "_keys",
         "_pending",
         "_registered",
-        "_replaced",
         "_send",
         "_spare",
         "_taken",
@@ -94,13 +92,8 @@ class Outbox:
         self._flusher = flusher
         self.capacity = capacity
         self.stats = stats
-        # The frames waiting to be written (None: a count replaced by a newer one) and the
-        # count name of each (None: not a count). Reused, never reallocated: a fan-out
-        # touches every socket, and garbage per socket means collections over all of them.
-        self._batch: list[str | None] = []
-        self._batch_keys: list[str | None] = []
-        self._spare: list[str | None] = []  # the other batch list, swapped in at a flush
-        self._replaced = 0
+        self._batch = Batch()  # the frames waiting for the next write
+        self._spare = Batch()  # the other one, swapped in at a flush
         self._registered = _NONE
         # The backlog behind a send that had to wait, with the same tombstones; ``_keys``
         # holds absolute positions (``_taken`` frames have left from the front).
@@ -125,14 +118,8 @@ class Outbox:
         if self.writer is not None:
             self._enqueue(text, key)  # behind the backlog the writer is sending
             return
-        batch, keys = self._batch, self._batch_keys
-        if key is not None and key in keys:  # a batch holds a handful of frames
-            earlier = keys.index(key)
-            batch[earlier] = keys[earlier] = None
-            self._replaced += 1
+        if self._batch.add(text, key):
             self.stats.conflated += 1
-        batch.append(text)
-        keys.append(key)
         if urgent:
             if self._registered != _URGENT:
                 self._registered = _URGENT
@@ -144,17 +131,14 @@ class Outbox:
     def flush(self) -> None:
         """Write this iteration's batch: one direct write, else frame by frame."""
         batch = self._batch
-        if not batch:
+        if not batch.texts:
             return
-        # Swap lists first: whatever is pushed while this batch is written (a close can
+        # Swap batches first: whatever is pushed while this one is written (a close can
         # flush again) starts the next batch.
         self._batch, self._spare = self._spare, batch
         self._registered = _NONE
-        texts: list[str] = [t for t in batch if t is not None] if self._replaced else batch  # type: ignore[assignment]
-        self._replaced = 0
-        self._batch_keys.clear()
         try:
-            self._write(texts)
+            self._write(batch.live())
         finally:
             batch.clear()
 
@@ -196,7 +180,7 @@ class Outbox:
         self._drop_queued()
 
     def __len__(self) -> int:
-        return len(self._frames) + len(self._batch)
+        return len(self._frames) + len(self._batch.texts)
 
     @property
     def direct(self) -> bool:
@@ -223,13 +207,11 @@ class Outbox:
 
     def _drop_queued(self) -> None:
         queued = sum(text is not None for text in self._frames)
-        queued += sum(text is not None for text in self._batch)
+        queued += len(self._batch.live())
         self.stats.dropped += queued
         self._frames.clear()
         self._keys.clear()
         self._batch.clear()
-        self._batch_keys.clear()
-        self._replaced = 0
         self._taken = 0
 
     def _send_now(self, text: str) -> None:

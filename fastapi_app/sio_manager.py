@@ -54,7 +54,7 @@ from engineio.async_drivers import asgi as eio_asgi
 from socketio import packet as sio_packet
 
 from fastapi_app.direct_frames import DirectFrames, direct_writer
-from fastapi_app.flusher import Flusher
+from fastapi_app.flusher import Batch, Flusher
 from wire.legacy import QUEUE_EVENTS
 
 # The engine.io socket attributes this relies on: ``queue`` (an unbounded asyncio.Queue),
@@ -179,7 +179,7 @@ class BroadcastManager(socketio.AsyncManager):
             batch = batches.get(eio_sid)
             if batch is not None and batch.texts:  # waiting to be written: join it
                 if text is not None:
-                    batch.add(text, packets[0], key)
+                    batch.add_packet(text, packets[0], key)
                     continue
                 batch.flush()  # a binary packet: what waits goes first
             # Only while the writer waits on an empty queue has everything queued before
@@ -187,7 +187,7 @@ class BroadcastManager(socketio.AsyncManager):
             elif text is not None and eio_sid in direct and _writer_parked(socket):
                 if batch is None:
                     batch = batches[eio_sid] = _Batch(self, eio_sid)
-                batch.add(text, packets[0], key)
+                batch.add_packet(text, packets[0], key)
                 self.flusher.bulk(batch)
                 continue
             put = socket.queue.put_nowait
@@ -198,28 +198,21 @@ class BroadcastManager(socketio.AsyncManager):
         return late
 
 
-class _Batch:
-    """A parked websocket's text packets waiting to be written (None: a count that a newer
-    one replaced), with each one's count name. Written in one transport write if the
-    writer is still parked at the flush, else queued for that writer, in order. One per
-    socket, reused: a fan-out touches every socket and must leave no garbage behind."""
+class _Batch(Batch):
+    """A parked websocket's text packets waiting to be written, with their packets.
+    Written in one transport write if the writer is still parked at the flush, else
+    queued for that writer, in order. One per socket, kept while it is open."""
 
-    __slots__ = ("keys", "manager", "packets", "sid", "texts")
+    __slots__ = ("manager", "packets", "sid")
 
     def __init__(self, manager: BroadcastManager, sid: str) -> None:
+        super().__init__()
         self.manager, self.sid = manager, sid
-        self.texts: list[str | None] = []
         self.packets: list[eio_packet.Packet] = []
-        self.keys: list[str | None] = []
 
-    def add(self, text: str, pkt: eio_packet.Packet, key: str | None) -> None:
-        keys = self.keys
-        if key is not None and key in keys:  # a handful of packets: a scan is cheapest
-            earlier = keys.index(key)
-            self.texts[earlier] = keys[earlier] = None
-        self.texts.append(text)
+    def add_packet(self, text: str, pkt: eio_packet.Packet, key: str | None) -> None:
+        self.add(text, key)
         self.packets.append(pkt)
-        keys.append(key)
 
     def flush(self) -> None:
         texts, packets = self.texts, self.packets
@@ -229,17 +222,15 @@ class _Batch:
             socket = self.manager.server.eio.sockets.get(self.sid)
             if socket is None or socket.closed:
                 return
-            live = texts if None not in texts else [t for t in texts if t is not None]
             writer = self.manager.direct.get(self.sid)
-            if writer is not None and _writer_parked(socket) and writer.write_texts(live):
+            if writer is not None and _writer_parked(socket) and writer.write_texts(self.live()):
                 return
             for text, pkt in zip(texts, packets, strict=True):
                 if text is not None:
                     socket.queue.put_nowait(pkt)
         finally:
-            texts.clear()
+            self.clear()
             packets.clear()
-            self.keys.clear()
 
 
 def _writer_parked(socket: Any) -> bool:
