@@ -107,6 +107,12 @@ GOALS = (
 # --- the workload's event model ------------------------------------------------------
 
 
+# The figures of a cell, as the report's latency tables name them.
+FIGURES = ("job p50 ms", "job p99 ms", "broadcast p50 ms", "broadcast p99 ms",
+           "CPU us / delivered frame", "CPU us / emitted event", "frames delivered",
+           "events emitted")  # fmt: skip
+
+
 def emitted_events(target: servers.Target, clients: int, pushes: int) -> dict[str, int]:
     """What the server is asked to send for ``pushes`` jobs to ``clients`` listeners."""
     out = {name: per_job * clients * pushes for name, per_job in COUNT_EVENTS.items()}
@@ -404,19 +410,7 @@ def markdown(
                   f"server nor this load generator, share of all cores): median {median:.0%}, "
                   f"max {top:.0%}."]  # fmt: skip
     lines += ["", "## Latency and CPU", "", "Median over runs (each run's figures below).", ""]
-    headers = [
-        "clients",
-        "target",
-        "job p50 ms",
-        "job p99 ms",
-        "broadcast p50 ms",
-        "broadcast p99 ms",
-        "CPU us / delivered frame",
-        "CPU us / emitted event",
-        "frames delivered",
-        "events emitted",
-        "done_update not delivered",
-    ]
+    headers = ["clients", "target", *FIGURES, "done_update not delivered"]
     summary_rows = []
     for clients in args.clients:
         for name in args.targets:
@@ -498,14 +492,7 @@ def markdown(
             "clients",
             "run",
             "target",
-            "job p50 ms",
-            "job p99 ms",
-            "broadcast p50 ms",
-            "broadcast p99 ms",
-            "CPU us / delivered frame",
-            "CPU us / emitted event",
-            "frames delivered",
-            "events emitted",
+            *FIGURES,
             "server CPU s",
             "other CPU on the machine",
             "steal",
