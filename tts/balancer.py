@@ -54,6 +54,7 @@ class ProviderHealth:
     clock: Callable[[], float] = time.monotonic
     in_flight: int = 0
     failures: int = 0  # every failure since start
+    successes: int = 0  # first bytes delivered (bench.tts_openai reads the spread)
     consecutive: int = 0  # failures since the last success
     opened_at: float | None = None  # breaker open since (None: closed)
     probing: bool = False  # the one request allowed through after the cool-down is out
@@ -88,6 +89,7 @@ class ProviderHealth:
         metrics.PROVIDER_IN_FLIGHT.labels(self.name).set(self.in_flight)
 
     def succeeded(self, first_byte_seconds: float) -> None:
+        self.successes += 1
         self.consecutive = 0
         self.first_byte.append(first_byte_seconds)
         if self.opened_at is not None:
