@@ -108,8 +108,38 @@ class Settings(BaseSettings):
         description="Job handler: 'offline', 'openai' or an import path 'module:callable'.",
     )
     job_timeout: float = Field(30.0, gt=0, description="Seconds a job may run before it is dead.")
-    consumers: int = Field(1, ge=1, description="Jobs answered at once.")
+    consumers: int = Field(
+        1,
+        ge=0,
+        description="Jobs this process answers at once. 0: a web-only process that serves "
+        "clients and queues questions for other processes (needs GENIE_REDIS_URL).",
+    )
     store: str = Field("memory", description="Job store: 'memory' or 'sqlite:///path/to.db'.")
+    history_limit: int = Field(
+        1000,
+        ge=1,
+        description="Newest done and newest dead jobs kept (each); older ones are forgotten "
+        "and their answers answer 404.",
+    )
+
+    # --- fleet: many processes on one Redis -----------------------------------------------
+    redis_url: str | None = Field(
+        None,
+        description="Redis shared by every process of the fleet, e.g. redis://127.0.0.1:6379/0. "
+        "Set: jobs, history, counts and per-client frames live there (GENIE_STORE is "
+        "ignored). Unset: everything stays in this process.",
+    )
+    redis_channel: str = Field(
+        "genie",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Prefix of every Redis key and channel: one per environment.",
+    )
+    job_lease: float = Field(
+        10.0,
+        ge=0.5,
+        description="Seconds a running job survives its process's silence before another "
+        "process takes it over and runs it again (fleet only; renewed while it runs).",
+    )
     openai_base_url: str = Field("http://127.0.0.1:11434/v1", description="Chat endpoint.")
     openai_api_key: SecretStr | None = Field(None, description="Chat endpoint key.")
     openai_model: str = Field("llama3.2", description="Chat model name.")

@@ -102,12 +102,23 @@ class Client:
         if outbox is not None:
             outbox.push(body, key=key, urgent=urgent)
 
+    def deliver_numbered(self, body: str, seq: int, now: float) -> None:
+        """A frame the fleet numbered; one already seen (a replay raced it) is skipped."""
+        if seq <= self.seq:
+            return
+        self.seq = seq
+        if self.history is not None:
+            self.history.add(body, now)
+        outbox = self.outbox
+        if outbox is not None:
+            outbox.push(frames.with_seq(body, seq))
+
     def control(self, payload: dict[str, Any]) -> None:
         """A control frame (never replayed); it repeats the latest seq."""
         self.control_encoded(frames.encode(payload))
 
-    def control_encoded(self, body: str, *, urgent: bool = True) -> None:
+    def control_encoded(self, body: str, *, urgent: bool = True, key: str | None = None) -> None:
         outbox = self.outbox
         if outbox is not None:
             text = frames.with_seq(body, self.seq) if self.history is not None else body
-            outbox.push(text, urgent=urgent)
+            outbox.push(text, key=key, urgent=urgent)

@@ -46,6 +46,9 @@ class ManagerOptions:
     heartbeat_interval: float | None = None  # None: no heartbeat (MVP)
     heartbeat_timeout: float = 60.0
     close_timeout: float = 5.0
+    # A fleet numbers per-client frames in Redis (resume works on any process); local
+    # broadcasts then carry the latest seq without taking a number.
+    fleet: bool = False
 
 
 class ConnectionManager:
@@ -96,14 +99,28 @@ class ConnectionManager:
     def resume(self, temp: Client, old_id: str, last_seq: int) -> Client:
         """Move ``temp``'s socket to the session ``old_id`` and replay what it missed."""
         old = self.clients.get(old_id)
-        if temp.history is None:
-            raise frames.FrameError("resume_unsupported", "this server does not keep frames")
+        check_resume(temp)
         if old is None or old is temp:
             raise frames.FrameError("resume_failed", f"no session {old_id!r} to resume")
         if old.subject != temp.subject:
             raise frames.FrameError("resume_forbidden", "that session belongs to someone else")
-        if temp.active_jobs:
-            raise frames.FrameError("resume_too_late", "send resume before any query")
+        self._move_socket(temp, old)
+        replayed, complete = self._replay(old, last_seq)
+        old.control(frames.resumed(old.id, replayed, complete))
+        return old
+
+    def adopt(self, temp: Client, old_id: str, last_seq: int) -> Client:
+        """Fleet resume: ``temp``'s socket becomes session ``old_id``, whichever process
+        held it before (the fleet checked it and replays its frames next)."""
+        old = self.clients.get(old_id)
+        if old is None or old is temp:
+            old = Client(old_id, temp.subject, self.options.history, self.options.resume_window)
+            self.clients[old_id] = old
+        self._move_socket(temp, old)
+        old.seq = last_seq  # the replay brings it up to date; older numbers are skipped
+        return old
+
+    def _move_socket(self, temp: Client, old: Client) -> None:
         if old.outbox is not None:
             old.outbox.close(1000, "resumed on another connection")
         outbox, temp.outbox = temp.outbox, None
@@ -111,9 +128,6 @@ class ConnectionManager:
         old.outbox, old.detached_at = outbox, None
         old.last_seen = time.monotonic()
         self.live[old.id] = old
-        replayed, complete = self._replay(old, last_seq)
-        old.control(frames.resumed(old.id, replayed, complete))
-        return old
 
     def _replay(self, client: Client, last_seq: int) -> tuple[int, bool]:
         assert client.history is not None and client.outbox is not None
@@ -136,16 +150,24 @@ class ConnectionManager:
         now = time.monotonic()
         name = payload.get("type")
         key = name if name in frames.QUEUE_EVENTS else None
+        if self.options.fleet:
+            for client in self.live.values():
+                client.control_encoded(body, urgent=False, key=key)
+            return
         targets = self.clients if self.options.history else self.live
         for client in targets.values():
             client.deliver(body, now, tail, key=key, urgent=False)
 
-    def send(self, client_id: str, payload: dict[str, Any]) -> bool:
+    def send(self, client_id: str, payload: dict[str, Any], seq: int | None = None) -> bool:
+        """A per-client data frame; ``seq`` when the fleet numbered it."""
         client = self.clients.get(client_id)
         if client is None:
             self.stats.dropped += 1
             return False
-        client.deliver(frames.encode(payload), time.monotonic())
+        if seq is None:
+            client.deliver(frames.encode(payload), time.monotonic())
+        else:
+            client.deliver_numbered(frames.encode(payload), seq, time.monotonic())
         return True
 
     # --- upkeep -----------------------------------------------------------------------
@@ -218,3 +240,11 @@ class ConnectionManager:
 
     def __len__(self) -> int:
         return len(self.live)
+
+
+def check_resume(temp: Client) -> None:
+    """Whether the socket behind ``temp`` may still resume another session."""
+    if temp.history is None:
+        raise frames.FrameError("resume_unsupported", "this server does not keep frames")
+    if temp.active_jobs:
+        raise frames.FrameError("resume_too_late", "send resume before any query")

@@ -53,10 +53,10 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _core_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, QueueError | TTSError)
-    status = legacy_http.status_for(exc)
-    if status >= 500:
+    error = legacy_http.error_for(exc)
+    if error.status >= 500:
         log.warning("%s failed: %s", request.url.path, exc)
-    return error_response(status, exc.code, str(exc))
+    return JSONResponse(error.body(), error.status, headers=legacy_http.retry_headers(exc))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

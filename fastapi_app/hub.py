@@ -35,18 +35,19 @@ class Hub:
         self._log_audio = log_audio
 
     async def emit_event(
-        self, name: str, data: dict[str, Any], client_id: str | None = None
-    ) -> None:
+        self, name: str, data: dict[str, Any], client_id: str | None = None, *,
+        seq: int | None = None,
+    ) -> None:  # fmt: skip
         conns = self.connections
         if client_id is not None:
             if conns is not None:
-                conns.send(client_id, frames.queue_event(name, data))
+                conns.send(client_id, frames.queue_event(name, data), seq)
             return
         if conns is not None:
             conns.broadcast(frames.queue_event(name, data))
         await self.legacy.emit(name, data)
 
-    async def emit_audio(self, msg: str, client_id: str | None) -> None:
+    async def emit_audio(self, msg: str, client_id: str | None, *, seq: int | None = None) -> None:
         if self._log_audio:
             # The skeletal stage's stub (seed 003): the call is visible, nothing more.
             log.info("[STUB] emit_audio called - msg: %r, client_id: %s", msg[:80], client_id)
@@ -66,4 +67,4 @@ class Hub:
             speed=speed,
             client_id=client_id if self._link_streams else None,
         )
-        conns.send(client_id, frames.audio_update(url))
+        conns.send(client_id, frames.audio_update(url), seq)

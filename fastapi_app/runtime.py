@@ -23,7 +23,7 @@ from fastapi_app.hub import Hub
 from fastapi_app.metrics import AppMetrics
 from fastapi_app.socketio_compat import LegacySocketIO
 from fastapi_app.streams import AudioStreams
-from queues import JobQueues, build_job_queues
+from queues import JobService, build_job_queues
 from tts.engine import SpeechEngine, build_speech_engine
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class Runtime:
     connections: ConnectionManager | None
     hub: Hub
     streams: AudioStreams
-    queues: JobQueues = field(init=False)
+    queues: JobService = field(init=False)
     speech: SpeechEngine | None = field(init=False, default=None)
     _tasks: set[asyncio.Task[None]] = field(init=False, default_factory=set)
     _drained: bool = field(init=False, default=False)
@@ -96,14 +96,14 @@ class Runtime:
     async def finish_running_jobs(self) -> None:
         """Give running jobs ``shutdown_job_grace`` seconds; the rest resume next start."""
         grace = self.settings.shutdown_job_grace
-        running = self.queues.queue("running")
-        if grace <= 0 or running.is_empty():
+        queues = self.queues
+        if grace <= 0 or not queues.running_here():
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace):
                 # Polled: the queues offer no "running is empty" event (only wait_idle,
                 # which also waits for todo to drain).
-                while not running.is_empty():  # noqa: ASYNC110
+                while queues.running_here():  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
 
     async def client_gone(self, client: Client) -> None:
@@ -131,6 +131,7 @@ def _manager_options(settings: Settings, features: Features) -> ManagerOptions:
     return ManagerOptions(
         queue_size=settings.ws_send_queue_size,
         history=settings.ws_resume_frames if features.sequence else 0,
+        fleet=bool(settings.redis_url),
         resume_window=settings.ws_resume_window if features.sequence else 0.0,
         heartbeat_interval=settings.ws_heartbeat_interval if features.heartbeat else None,
         heartbeat_timeout=settings.ws_heartbeat_timeout,

@@ -20,11 +20,12 @@ from starlette.websockets import WebSocket
 
 from fastapi_app.access import subject_of
 from fastapi_app.client import Client
+from fastapi_app.connections import check_resume
 from fastapi_app.direct_frames import direct_writer
 from fastapi_app.errors import error_response
 from fastapi_app.runtime import Runtime
 from fastapi_app.security import AuthError, auth_frame_token, token_from_connection
-from queues.errors import QuestionError, QueueClosedError
+from queues.errors import QuestionError, QueueClosedError, QueueUnavailableError
 from tts.errors import TTSError
 from wire import frames
 
@@ -57,6 +58,8 @@ class WsSession:
         assert outbox is not None
         code = 1006
         try:
+            if self.rt.queues.shares_sessions:
+                await self.rt.queues.attach_client(client.id, subject)
             code = await self._read_loop()
         finally:
             await self.connections.release(self.client, outbox, code)
@@ -136,8 +139,33 @@ class WsSession:
                 self.client.control(frames.pong())
             case frames.Pong() | frames.Auth():
                 pass  # a pong only proves liveness; a repeated auth changes nothing
+            case frames.Resume() if self.rt.queues.shares_sessions:
+                self.client = await self._resume_shared(frame)
             case frames.Resume():
                 self.client = self.connections.resume(self.client, frame.client_id, frame.last_seq)
+
+    async def _resume_shared(self, frame: frames.Resume) -> Client:
+        """Resume a session another process (or this one) held: its frames are in Redis."""
+        check_resume(self.client)
+        queues = self.rt.queues
+        try:
+            seq, voice, speed, missed = await queues.resume_client(
+                frame.client_id, self.client.subject, frame.last_seq
+            )
+        except LookupError:
+            raise frames.FrameError("resume_failed", f"no session {frame.client_id!r}") from None
+        except PermissionError:
+            raise frames.FrameError(
+                "resume_forbidden", "that session belongs to someone else"
+            ) from None
+        except QueueUnavailableError as exc:
+            raise frames.FrameError("unavailable", str(exc), retry_after=exc.retry_after) from None
+        client = self.connections.adopt(self.client, frame.client_id, frame.last_seq)
+        client.voice, client.speed = voice, speed
+        await queues.replay(missed)
+        complete = frame.last_seq <= seq and len(missed) == seq - frame.last_seq
+        client.control(frames.resumed(client.id, len(missed), complete))
+        return client
 
     async def _query(self, frame: frames.Query) -> None:
         client = self.client
@@ -147,15 +175,23 @@ class WsSession:
             client.voice = frame.voice
         if frame.speed is not None:
             client.speed = frame.speed
+        shared = self.rt.queues.shares_sessions
+        if shared and (frame.voice is not None or frame.speed is not None):
+            await self.rt.queues.note_voice(client.id, client.voice, client.speed)
         try:
             job = await self.rt.queues.push_job(frame.text, client.id)
         except QuestionError as exc:
             raise frames.FrameError(exc.code, str(exc)) from None
         except QueueClosedError:
             raise frames.FrameError("unavailable", "the server is shutting down") from None
-        self._prune_jobs(client)
+        except QueueUnavailableError as exc:
+            raise frames.FrameError("unavailable", str(exc), retry_after=exc.retry_after) from None
+        await self._prune_jobs(client)
         client.active_jobs.add(job.id_hash)
-        client.deliver(frames.encode(frames.queued(job.id_hash)), time.monotonic())
+        if shared:  # numbered by the fleet, like every per-client frame
+            await self.rt.queues.tell(client.id, frames.QUEUED, {"id_hash": job.id_hash})
+        else:
+            client.deliver(frames.encode(frames.queued(job.id_hash)), time.monotonic())
 
     def _check_rate(self, client: Client) -> None:
         limiter = self.rt.access.queries
@@ -181,14 +217,10 @@ class WsSession:
         except TTSError as exc:
             raise frames.FrameError(exc.code, str(exc)) from None
 
-    def _prune_jobs(self, client: Client) -> None:
+    async def _prune_jobs(self, client: Client) -> None:
         # Finished jobs no longer count as active (nothing else removes them).
-        queues = self.rt.queues
-        client.active_jobs = {
-            id_hash
-            for id_hash in client.active_jobs
-            if (job := queues.get(id_hash)) is not None and not job.finished
-        }
+        if client.active_jobs:
+            client.active_jobs = await self.rt.queues.unfinished(client.active_jobs)
 
 
 def _denial(exc: AuthError) -> JSONResponse:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from config import Settings
-from queues import JobQueues, build_job_queues
+from queues import JobService, build_job_queues
 from tts.engine import SpeechEngine, build_speech_engine
 from wire import legacy, legacy_http
 
@@ -29,7 +29,7 @@ class Emitter(Protocol):
 @dataclass(eq=False)
 class Core:
     settings: Settings
-    queues: JobQueues
+    queues: JobService
     speech: SpeechEngine
     emitter: Emitter
 
@@ -47,8 +47,8 @@ class Core:
         job = await self.queues.push_job(legacy_http.push_question(raw_query))
         return legacy_http.pushed(job)
 
-    def listing(self, name: str) -> dict[str, list[str]]:
-        jobs = self.queues.queue(legacy_http.checked_queue_name(name)).jobs()
+    async def listing(self, name: str) -> dict[str, list[str]]:
+        jobs = await self.queues.listing(legacy_http.checked_queue_name(name))
         return legacy.queue_listing(name, jobs)
 
     async def speak(self, text: str) -> tuple[bytes, str]:
@@ -57,7 +57,8 @@ class Core:
         return await self.speech.synthesize(text), media_type
 
     async def answer(self, id_hash: str) -> tuple[bytes, str]:
-        return await self.speak(legacy_http.answer_text(self.queues.get(id_hash), id_hash))
+        job = await self.queues.find(id_hash)
+        return await self.speak(legacy_http.answer_text(job, id_hash))
 
     async def delete(self, id_hash: str) -> str:
         """Forget a finished job; its count, then the gong, go to every page."""
@@ -67,4 +68,10 @@ class Core:
         return legacy_http.deleted(id_hash)
 
     def health(self) -> dict[str, Any]:
-        return {"jobs": self.queues.counts(), "speech": self.speech.health()}
+        queues = self.queues.health()
+        return {
+            "status": queues["status"],
+            "jobs": self.queues.counts(),
+            "queues": queues,
+            "speech": self.speech.health(),
+        }

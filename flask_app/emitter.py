@@ -35,12 +35,14 @@ class SocketEmitter:
         _, _, query = urls.legacy_audio_url(msg).partition("?")
         return f"{self._audio_path}?{query}"
 
-    async def emit_audio(self, msg: str, client_id: str | None) -> None:
+    # ``seq``: the fleet's number for a per-client frame; legacy pages have no numbers.
+    async def emit_audio(self, msg: str, client_id: str | None, *, seq: int | None = None) -> None:
         self.emit(legacy.AUDIO_UPDATE, legacy.audio_update(self.audio_url(msg)), client_id)
 
     async def emit_event(
-        self, name: str, data: dict[str, Any], client_id: str | None = None
-    ) -> None:
+        self, name: str, data: dict[str, Any], client_id: str | None = None, *,
+        seq: int | None = None,
+    ) -> None:  # fmt: skip
         self.emit(name, data, client_id)
 
     def emit(self, name: str, data: dict[str, Any], to: str | None = None) -> None:

@@ -17,7 +17,7 @@ from flask_app.bridge import CoreUnavailableError
 from flask_app.handoff import CoreTimeoutError
 from queues.errors import QueueError
 from tts.errors import TTSError
-from wire.legacy_http import APPLICATION_JSON, HttpError, error_for, json_bytes
+from wire.legacy_http import APPLICATION_JSON, HttpError, error_for, json_bytes, retry_headers
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,10 @@ def json_response(body: Any, status: int = 200) -> Response:
     return Response(json_bytes(body), status, mimetype=APPLICATION_JSON)
 
 
-def _answer(error: HttpError) -> tuple[Response, int]:
-    return json_response(error.body()), error.status
+def _answer(error: HttpError, headers: dict[str, str] | None = None) -> tuple[Response, int]:
+    response = json_response(error.body())
+    response.headers.update(headers or {})
+    return response, error.status
 
 
 def _http_error(exc: HttpError) -> tuple[Response, int]:
@@ -39,7 +41,7 @@ def _core_error(exc: QueueError | TTSError) -> tuple[Response, int]:
     error = error_for(exc)
     if error.status >= 500:
         log.warning("core error: %s", exc)
-    return _answer(error)
+    return _answer(error, retry_headers(exc))
 
 
 def _unavailable(exc: CoreUnavailableError) -> tuple[Response, int]:

@@ -70,7 +70,6 @@ def health() -> Response:
     rt = runtime()
     return json_response(
         {
-            "status": "ok",
             "server": "flask",
             "async_mode": rt.async_mode,
             "connections": {"socketio": rt.connected},

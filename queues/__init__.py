@@ -8,13 +8,14 @@ from queues.errors import (
     QuestionError,
     QueueClosedError,
     QueueError,
+    QueueUnavailableError,
     UnknownQueueError,
 )
 from queues.fifo import FifoQueue, TodoFifoQueue
 from queues.handlers import OfflineHandler, OpenAIHandler, load_handler, offline
 from queues.models import MAX_QUESTION_CHARS, EmitAudio, EmitEvent, Job, JobHandler, JobState
 from queues.running import RunningFifoQueue
-from queues.service import JobQueues, build_job_queues
+from queues.service import JobQueues, JobService, build_job_queues
 from queues.store import JobStore, MemoryStore, SqliteStore, open_store
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "JobHandler",
     "JobNotFoundError",
     "JobQueues",
+    "JobService",
     "JobState",
     "JobStore",
     "MemoryStore",
@@ -35,6 +37,7 @@ __all__ = [
     "QuestionError",
     "QueueClosedError",
     "QueueError",
+    "QueueUnavailableError",
     "RunningFifoQueue",
     "SqliteStore",
     "TodoFifoQueue",

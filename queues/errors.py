@@ -19,6 +19,16 @@ class QueueClosedError(QueueError):
         super().__init__("the job queues are not running (enter `async with JobQueues(...)`)")
 
 
+class QueueUnavailableError(QueueError):
+    """The shared queue (Redis) cannot be reached: nothing was queued; ask again later."""
+
+    code = "queue_unavailable"
+
+    def __init__(self, detail: str, retry_after: float = 2.0) -> None:
+        super().__init__(f"the job queue is unavailable ({detail}); nothing was queued")
+        self.retry_after = retry_after
+
+
 class JobNotFoundError(QueueError, LookupError):
     code = "job_not_found"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 
 from queues.emitter import Emitter
 from queues.fifo import FifoQueue, TodoFifoQueue
@@ -39,8 +40,10 @@ class RunningFifoQueue(FifoQueue):
         store: JobStore | None = None,
         job_timeout: float = 30.0,
         emit_timeout: float = 5.0,
+        history_limit: int = 1000,
     ) -> None:
         super().__init__("running", event="run_update")
+        self.history_limit = history_limit
         self.emitter = Emitter(emit_audio, emit_event, timeout=emit_timeout)
         self._todo, self._done, self._dead = todo, done, dead
         self._handler = handler
@@ -67,7 +70,7 @@ class RunningFifoQueue(FifoQueue):
         try:
             await self._persist(job)
             await self.emitter.counts(self._todo, self)
-            answer, error = await self._answer(job)
+            answer, error = await run_handler(self._handler, job, self.job_timeout)
             await self._finish(job, answer, error)
         finally:
             self._in_flight -= 1
@@ -76,11 +79,14 @@ class RunningFifoQueue(FifoQueue):
     async def cancel_client_jobs(self, client_id: str | None) -> list[Job]:
         """Move the client's queued jobs to dead ("cancelled"); running ones finish."""
         victims = [job for job in self._todo if job.client_id == client_id]
+        forgotten: list[Job] = []
         for job in victims:
             self._todo.delete_by_id_hash(job.id_hash)
-            self._to_dead(job, CANCELLED)
+            forgotten += self._to_dead(job, CANCELLED)
         for job in victims:
             await self._persist(job)
+        for old in forgotten:
+            await self._forget(old)
         if victims:
             await self.emitter.counts(self._todo, self._dead)
             self._settled.set()
@@ -96,56 +102,81 @@ class RunningFifoQueue(FifoQueue):
             self._settled.clear()
             await self._settled.wait()
 
-    async def _answer(self, job: Job) -> tuple[str | None, str | None]:
-        """(answer, None) on success, (None, error text) on any failure."""
-        try:
-            async with asyncio.timeout(self.job_timeout) as scope:
-                answer = await self._handler(job)
-        except TimeoutError as exc:
-            if scope.expired():
-                return None, f"timed out after {self.job_timeout:g} s"
-            return None, _describe(exc)
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise  # we are being stopped: leave the job running, it resumes later
-            # The handler cancelled itself (a stray CancelledError): that is a failure.
-            return None, "handler was cancelled"
-        except Exception as exc:
-            log.warning("job %s failed: %s", job.id_hash, _describe(exc))
-            return None, _describe(exc)
-        if not isinstance(answer, str) or not answer.strip():
-            return None, f"handler returned {answer!r}, not an answer text"
-        return answer, None
-
     async def _finish(self, job: Job, answer: str | None, error: str | None) -> None:
         self.delete_by_id_hash(job.id_hash)
         if error is None:
             job.state, job.answer, job.finished_at = JobState.DONE, answer, time.time()
-            self._done.push(job)
-            target, speech = self._done, answer or ""
+            target = self._done
         else:
-            self._to_dead(job, error)
+            job.state, job.error, job.finished_at = JobState.DEAD, error, time.time()
             target = self._dead
-            speech = TIMEOUT_APOLOGY if error.startswith("timed out") else APOLOGY
+        forgotten = remember(target, job, self.history_limit)
         await self._persist(job)
+        for old in forgotten:
+            await self._forget(old)
         await self.emitter.counts(target, self)
-        await self.emitter.speak(speech, job.client_id)
+        await self.emitter.speak(speech_for(answer, error), job.client_id)
 
-    def _to_dead(self, job: Job, error: str) -> None:
+    def _to_dead(self, job: Job, error: str) -> list[Job]:
         job.state, job.error, job.finished_at = JobState.DEAD, error, time.time()
-        self._dead.push(job)
+        return remember(self._dead, job, self.history_limit)
 
     async def _persist(self, job: Job) -> None:
         # Shielded: a shutdown arriving mid-write must not leave the store a state behind.
-        await asyncio.shield(self._save_logged(job))
+        await asyncio.shield(self._logged(self._store.save(job), job, "persist"))
 
-    async def _save_logged(self, job: Job) -> None:
+    async def _forget(self, job: Job) -> None:
+        """Drop a job that fell out of the bounded history from the store too."""
+        await asyncio.shield(self._logged(self._store.delete(job.id_hash), job, "forget"))
+
+    @staticmethod
+    async def _logged(write: Awaitable[None], job: Job, what: str) -> None:
         try:
-            await self._store.save(job)
+            await write
         except Exception:
             # The in-memory queues stay right; only the restart copy is stale.
-            log.exception("could not persist job %s (%s)", job.id_hash, job.state)
+            log.exception("could not %s job %s (%s)", what, job.id_hash, job.state)
+
+
+async def run_handler(handler: JobHandler, job: Job, limit: float) -> tuple[str | None, str | None]:
+    """(answer, None) on success, (None, error text) on any failure or ``limit`` s."""
+    try:
+        async with asyncio.timeout(limit) as scope:
+            answer = await handler(job)
+    except TimeoutError as exc:
+        if scope.expired():
+            return None, f"timed out after {limit:g} s"
+        return None, _describe(exc)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # we are being stopped: leave the job running, it resumes later
+        # The handler cancelled itself (a stray CancelledError): that is a failure.
+        return None, "handler was cancelled"
+    except Exception as exc:
+        log.warning("job %s failed: %s", job.id_hash, _describe(exc))
+        return None, _describe(exc)
+    if not isinstance(answer, str) or not answer.strip():
+        return None, f"handler returned {answer!r}, not an answer text"
+    return answer, None
+
+
+def speech_for(answer: str | None, error: str | None) -> str:
+    """What the asker hears when its job ends: the answer, or an apology."""
+    if error is None:
+        return answer or ""
+    return TIMEOUT_APOLOGY if error.startswith("timed out") else APOLOGY
+
+
+def remember(history: FifoQueue, job: Job, limit: int) -> list[Job]:
+    """Add a finished job to done or dead; return the oldest ones past ``limit``."""
+    history.push(job)
+    forgotten = []
+    while history.size() > limit:
+        old = history.pop()
+        assert old is not None
+        forgotten.append(old)
+    return forgotten
 
 
 def _describe(exc: BaseException) -> str:

@@ -15,14 +15,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from queues.errors import JobActiveError, JobNotFoundError, QueueClosedError, UnknownQueueError
 from queues.fifo import FifoQueue, TodoFifoQueue
 from queues.handlers import load_handler
 from queues.models import EmitAudio, EmitEvent, Job, JobHandler, JobState
-from queues.running import RunningFifoQueue
+from queues.running import RunningFifoQueue, remember
 from queues.store import JobStore, MemoryStore, open_store
 
 if TYPE_CHECKING:
@@ -40,7 +41,62 @@ QUEUE_ALIASES = {
 }
 
 
+class JobService(Protocol):
+    """What an adapter holds: this process's ``JobQueues`` or the fleet's Redis queues
+    (``fleet.RedisJobQueues``). Both are async context managers with this API."""
+
+    async def push_job(self, question: str, client_id: str | None = None) -> Job: ...
+
+    async def find(self, id_hash: str) -> Job | None: ...
+
+    async def unfinished(self, ids: Iterable[str]) -> set[str]: ...
+
+    async def listing(self, name: str) -> list[Job]: ...
+
+    async def delete(self, id_hash: str) -> Job: ...
+
+    async def cancel_client_jobs(self, client_id: str) -> list[Job]: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def running_here(self) -> int: ...
+
+    # Per-client frames. In one process they are delivered at once and ``/ws`` sessions
+    # resume locally; in a fleet they are numbered and kept in Redis, so a session can
+    # resume on any process (``shares_sessions``).
+    shares_sessions: bool
+
+    async def tell(self, client_id: str, name: str, data: dict[str, Any]) -> None: ...
+
+    async def attach_client(self, client_id: str, subject: str | None) -> None: ...
+
+    async def note_voice(self, client_id: str, voice: str | None, speed: float | None) -> None: ...
+
+    async def resume_client(
+        self, client_id: str, subject: str | None, last_seq: int
+    ) -> tuple[int, str | None, float | None, list[dict[str, Any]]]: ...
+
+    async def replay(self, frames: list[dict[str, Any]]) -> None: ...
+
+    def health(self) -> dict[str, Any]: ...
+
+    async def wait_idle(self) -> None: ...
+
+    async def __aenter__(self) -> JobService: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
 class JobQueues:
+    """The in-process queues (the default): one process, optionally a SQLite store."""
+
+    shares_sessions = False
+
     def __init__(
         self,
         *,
@@ -52,9 +108,10 @@ class JobQueues:
         job_timeout: float = 30.0,
         max_attempts: int = 3,
         emit_timeout: float = 5.0,
+        history_limit: int = 1000,
     ) -> None:
-        if consumers < 1:
-            raise ValueError(f"consumers must be at least 1, not {consumers}")
+        if consumers < 0:
+            raise ValueError(f"consumers must be 0 or more, not {consumers}")
         if job_timeout <= 0:
             raise ValueError(f"job_timeout must be positive, not {job_timeout}")
         self.store: JobStore = store if store is not None else MemoryStore()
@@ -77,7 +134,9 @@ class JobQueues:
             store=self.store,
             job_timeout=job_timeout,
             emit_timeout=emit_timeout,
+            history_limit=history_limit,
         )
+        self.history_limit = history_limit
         self._queues: dict[str, FifoQueue] = {
             "todo": self.todo,
             "running": self.running,
@@ -125,23 +184,27 @@ class JobQueues:
 
     async def _restore(self) -> None:
         resumed: list[Job] = []
+        forgotten: list[Job] = []
         for job in await self.store.load():
             if job.state is JobState.RUNNING:
                 resumed.append(job)
             elif job.state is JobState.TODO:
                 self.todo.push(job)
             else:
-                (self.done if job.state is JobState.DONE else self.dead).push(job)
+                history = self.done if job.state is JobState.DONE else self.dead
+                forgotten += remember(history, job, self.history_limit)
         if resumed:
             log.info("%d job(s) were interrupted while running", len(resumed))
         for job in resumed:
             if job.attempts >= self.max_attempts:
                 job.state, job.finished_at = JobState.DEAD, time.time()
                 job.error = f"interrupted {job.attempts} times while running; given up"
-                self.dead.push(job)
+                forgotten += remember(self.dead, job, self.history_limit)
             else:
                 job.state = JobState.TODO
             await self.store.save(job)
+        for job in forgotten:
+            await self.store.delete(job.id_hash)
         # push_front in reverse keeps the resumed jobs oldest first, ahead of the queued.
         for job in reversed(resumed):
             if job.state is JobState.TODO:
@@ -162,6 +225,17 @@ class JobQueues:
             if job is not None:
                 return job
         return None
+
+    async def find(self, id_hash: str) -> Job | None:
+        return self.get(id_hash)
+
+    async def unfinished(self, ids: Iterable[str]) -> set[str]:
+        """The ids among ``ids`` still queued or running."""
+        return {i for i in ids if i in self.todo or i in self.running}
+
+    async def listing(self, name: str) -> list[Job]:
+        """A queue's jobs, newest first ("todo", "run"/"running", "done", "dead")."""
+        return self.queue(name).jobs()
 
     async def delete(self, id_hash: str) -> Job:
         """Forget a finished (done or dead) job; JobActiveError if it is still queued."""
@@ -190,6 +264,30 @@ class JobQueues:
     def counts(self) -> dict[str, int]:
         return {name: queue.size() for name, queue in self._queues.items()}
 
+    def running_here(self) -> int:
+        """Jobs this process's consumers are running now."""
+        return self.running.size()
+
+    async def tell(self, client_id: str, name: str, data: dict[str, Any]) -> None:
+        await self.todo.emitter.event(name, data, client_id)
+
+    async def attach_client(self, client_id: str, subject: str | None) -> None:
+        return None  # one process: every client is here
+
+    async def note_voice(self, client_id: str, voice: str | None, speed: float | None) -> None:
+        return None
+
+    async def resume_client(
+        self, client_id: str, subject: str | None, last_seq: int
+    ) -> tuple[int, str | None, float | None, list[dict[str, Any]]]:
+        raise LookupError(client_id)  # sessions are resumed by the adapter, in memory
+
+    async def replay(self, frames: list[dict[str, Any]]) -> None:
+        return None
+
+    def health(self) -> dict[str, Any]:
+        return {"backend": "memory", "status": "ok", "consumers": self.consumers}
+
     async def wait_idle(self) -> None:
         """Return once todo is empty and no job is running (its outcome announced)."""
         await self.running.wait_idle()
@@ -201,8 +299,18 @@ def _report_consumer_end(task: asyncio.Task[None]) -> None:
         log.critical("job consumer %s crashed", task.get_name(), exc_info=task.exception())
 
 
-def build_job_queues(settings: Settings, emit_audio: EmitAudio, emit_event: EmitEvent) -> JobQueues:
-    """JobQueues configured from ``config.Settings`` (handler, store, consumers, timeout)."""
+def build_job_queues(
+    settings: Settings, emit_audio: EmitAudio, emit_event: EmitEvent
+) -> JobService:
+    """The queues ``config.Settings`` asks for: the fleet's on Redis when
+    ``redis_url`` is set, else this process's (handler, store, consumers, timeout)."""
+    if settings.redis_url:
+        # Imported here: the in-process default needs no Redis client installed.
+        from fleet import RedisJobQueues
+
+        return RedisJobQueues.from_settings(settings, emit_audio, emit_event)
+    if settings.consumers == 0:
+        log.warning("GENIE_CONSUMERS=0 without GENIE_REDIS_URL: no process answers jobs")
     return JobQueues(
         handler=load_handler(settings),
         emit_audio=emit_audio,
@@ -210,4 +318,5 @@ def build_job_queues(settings: Settings, emit_audio: EmitAudio, emit_event: Emit
         store=open_store(settings.store),
         consumers=settings.consumers,
         job_timeout=settings.job_timeout,
+        history_limit=settings.history_limit,
     )

@@ -23,6 +23,7 @@ from queues.errors import (
     QuestionTooLongError,
     QueueClosedError,
     QueueError,
+    QueueUnavailableError,
     UnknownQueueError,
 )
 from queues.models import Job, JobState
@@ -66,13 +67,21 @@ def status_for(exc: QueueError | TTSError) -> int:
         return 404
     if isinstance(exc, JobActiveError):
         return 409
-    if isinstance(exc, QueueClosedError | ProviderError):
+    if isinstance(exc, QueueClosedError | QueueUnavailableError | ProviderError):
         return 503
     return 422
 
 
+def retry_headers(exc: QueueError | TTSError) -> dict[str, str] | None:
+    """``Retry-After`` (whole seconds) for an error that says when to ask again."""
+    if isinstance(exc, QueueUnavailableError):
+        return {"Retry-After": str(max(1, round(exc.retry_after)))}
+    return None
+
+
 def error_for(exc: QueueError | TTSError) -> HttpError:
-    return HttpError(status_for(exc), exc.code, str(exc))
+    extra = {"retry_after": exc.retry_after} if isinstance(exc, QueueUnavailableError) else None
+    return HttpError(status_for(exc), exc.code, str(exc), extra)
 
 
 def missing_param(name: str) -> HttpError:

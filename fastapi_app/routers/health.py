@@ -21,14 +21,16 @@ async def root(rt: RuntimeDep) -> dict[str, Any]:
 
 @router.get("/health", summary="Liveness and a short status")
 async def health(rt: RuntimeDep) -> dict[str, Any]:
+    queues = rt.queues.health()
     return {
-        "status": "ok",
+        "status": queues["status"],
         "stage": rt.features.stage,
         "connections": {
             "ws": len(rt.connections) if rt.connections is not None else 0,
             "socketio": rt.legacy.connected,
         },
         "jobs": rt.queues.counts(),
+        "queues": queues,
         "speech": rt.speech.health() if rt.speech is not None else [],
     }
 

@@ -49,7 +49,7 @@ async def get_queue(
     queue_name: Annotated[str, Path(description="todo, run, done or dead")],
 ) -> dict[str, list[str]]:
     name = legacy_http.checked_queue_name(queue_name)
-    return legacy.queue_listing(name, rt.queues.queue(name).jobs())
+    return legacy.queue_listing(name, await rt.queues.listing(name))
 
 
 @router.get(
@@ -73,7 +73,7 @@ async def get_tts_audio(
     summary="Speak the answer of a done job (legacy)",
 )
 async def get_answer(rt: RuntimeDep, _: AudioAllowed, id_hash: str) -> Response:
-    return await speak(rt, legacy_http.answer_text(rt.queues.get(id_hash), id_hash))
+    return await speak(rt, legacy_http.answer_text(await rt.queues.find(id_hash), id_hash))
 
 
 @router.get(

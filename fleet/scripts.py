@@ -1,0 +1,224 @@
+"""The fleet's Lua scripts: every state change of a job is one atomic script.
+
+Layout under the prefix ``P`` (``GENIE_REDIS_CHANNEL``):
+
+- ``P:jobs``    hash  id -> job JSON (every job the fleet still remembers)
+- ``P:todo``    list  oldest at the head; a push appends, a take pops the head
+- ``P:running`` zset  id -> lease deadline (ms, Redis clock)
+- ``P:owner``   hash  id -> lease token of the consumer running it
+- ``P:done`` / ``P:dead``  lists, newest at the head, trimmed to the history limit
+- ``P:c:<client>`` hash {node, subject, seq, voice, speed}; ``P:c:<client>:log`` the
+  client's numbered frames for resume
+
+Scripts publish the queue counts they change on ``P:events`` themselves: Redis runs
+scripts one at a time, so every node sees the counts in the order the changes happened
+(a count can never overtake a newer one). Times come from Redis (``TIME``), so the
+processes' clocks never decide a lease.
+"""
+
+from __future__ import annotations
+
+# Shared helpers, prepended to the scripts that need them.
+_LIB = """
+local function now_s()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local function count(channel, event, n)
+  redis.call('PUBLISH', channel, '{"e":"' .. event .. '","v":' .. n .. '}')
+end
+-- Newest first at the head of a history list; forget what falls past the limit.
+local function remember(jobs, list, id, limit)
+  local n = redis.call('LPUSH', list, id)
+  if n > limit then
+    local old = redis.call('LRANGE', list, limit, -1)
+    for _, gone in ipairs(old) do redis.call('HDEL', jobs, gone) end
+    redis.call('LTRIM', list, 0, limit - 1)
+    n = limit
+  end
+  return n
+end
+"""
+
+# KEYS: jobs todo | ARGV: id json channel -> jobs waiting before this one
+PUSH = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return redis.error_reply('job ' .. ARGV[1] .. ' exists')
+end
+local n = redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('PUBLISH', ARGV[3], '{"e":"todo_update","v":' .. n .. '}')
+return n - 1
+"""
+
+# KEYS: jobs todo running owner | ARGV: token lease_ms channel -> job JSON or nil
+TAKE = (
+    _LIB
+    + """
+local id = redis.call('LPOP', KEYS[2])
+while id do
+  local raw = redis.call('HGET', KEYS[1], id)
+  if raw then
+    local job = cjson.decode(raw)
+    local now = now_s()
+    job.state = 'running'
+    job.started_at = now
+    job.attempts = (tonumber(job.attempts) or 0) + 1
+    raw = cjson.encode(job)
+    redis.call('HSET', KEYS[1], id, raw)
+    redis.call('ZADD', KEYS[3], now * 1000 + tonumber(ARGV[2]), id)
+    redis.call('HSET', KEYS[4], id, ARGV[1])
+    count(ARGV[3], 'todo_update', redis.call('LLEN', KEYS[2]))
+    count(ARGV[3], 'run_update', redis.call('ZCARD', KEYS[3]))
+    return raw
+  end
+  id = redis.call('LPOP', KEYS[2])  -- a forgotten id: skip it
+end
+return false
+"""
+)
+
+# KEYS: running owner | ARGV: token lease_ms id... -> how many leases were still ours
+RENEW = (
+    _LIB
+    + """
+local deadline = now_s() * 1000 + tonumber(ARGV[2])
+local kept = 0
+for i = 3, #ARGV do
+  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[1] then
+    redis.call('ZADD', KEYS[1], 'XX', deadline, ARGV[i])
+    kept = kept + 1
+  end
+end
+return kept
+"""
+)
+
+# KEYS: jobs running owner history | ARGV: id token json limit channel event
+# -> size of the history list, or -1 when the lease was lost (another took it over)
+FINISH = (
+    _LIB
+    + """
+if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return -1 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+local n = remember(KEYS[1], KEYS[4], ARGV[1], tonumber(ARGV[4]))
+count(ARGV[5], ARGV[6], n)
+count(ARGV[5], 'run_update', redis.call('ZCARD', KEYS[2]))
+return n
+"""
+)
+
+# KEYS: jobs todo running owner dead | ARGV: max_attempts limit channel
+# -> ids taken back from consumers whose lease ran out (their process is gone)
+RECLAIM = (
+    _LIB
+    + """
+local now = now_s()
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now * 1000)
+if #expired == 0 then return {} end
+local dead = 0
+-- Newest deadline first, each pushed to the head: the oldest ends up first in line.
+for i = #expired, 1, -1 do
+  local id = expired[i]
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('HDEL', KEYS[4], id)
+  local raw = redis.call('HGET', KEYS[1], id)
+  if raw then
+    local job = cjson.decode(raw)
+    if (tonumber(job.attempts) or 0) >= tonumber(ARGV[1]) then
+      job.state = 'dead'
+      job.finished_at = now
+      job.error = 'its process stopped answering ' .. job.attempts .. ' times; given up'
+      redis.call('HSET', KEYS[1], id, cjson.encode(job))
+      dead = remember(KEYS[1], KEYS[5], id, tonumber(ARGV[2]))
+    else
+      job.state = 'todo'
+      redis.call('HSET', KEYS[1], id, cjson.encode(job))
+      redis.call('LPUSH', KEYS[2], id)
+    end
+  end
+end
+count(ARGV[3], 'todo_update', redis.call('LLEN', KEYS[2]))
+count(ARGV[3], 'run_update', redis.call('ZCARD', KEYS[3]))
+if dead > 0 then count(ARGV[3], 'dead_update', dead) end
+return expired
+"""
+)
+
+# KEYS: jobs todo dead client | ARGV: client_id node reason limit channel
+# -> JSON of the jobs cancelled; none when the client now lives on another node
+CANCEL = (
+    _LIB
+    + """
+local owner = redis.call('HGET', KEYS[4], 'node')
+if owner and owner ~= ARGV[2] then return {} end
+local cancelled = {}
+local now = now_s()
+for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  local raw = redis.call('HGET', KEYS[1], id)
+  if raw then
+    local job = cjson.decode(raw)
+    if job.client_id == ARGV[1] then
+      redis.call('LREM', KEYS[2], 1, id)
+      job.state = 'dead'
+      job.finished_at = now
+      job.error = ARGV[3]
+      raw = cjson.encode(job)
+      redis.call('HSET', KEYS[1], id, raw)
+      remember(KEYS[1], KEYS[3], id, tonumber(ARGV[4]))
+      cancelled[#cancelled + 1] = raw
+    end
+  end
+end
+if #cancelled > 0 then
+  count(ARGV[5], 'todo_update', redis.call('LLEN', KEYS[2]))
+  count(ARGV[5], 'dead_update', redis.call('LLEN', KEYS[3]))
+end
+return cancelled
+"""
+)
+
+# KEYS: jobs done dead | ARGV: id channel -> the job JSON (removed only when finished)
+DELETE = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return false end
+local state = cjson.decode(raw).state
+local list = nil
+if state == 'done' then list = KEYS[2] elseif state == 'dead' then list = KEYS[3] end
+if list then
+  redis.call('LREM', list, 1, ARGV[1])
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('PUBLISH', ARGV[2],
+    '{"e":"' .. state .. '_update","v":' .. redis.call('LLEN', list) .. '}')
+end
+return raw
+"""
+
+# KEYS: client log | ARGV: message(JSON object) node_self ttl max_log node_prefix
+# -> {seq, node or false}. Numbers the client's frame, keeps it for resume, and sends it
+# to the node holding the client (unless that is the caller, which delivers it itself).
+ROUTE = """
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local msg = '{"s":' .. seq .. ',' .. string.sub(ARGV[1], 2)
+redis.call('RPUSH', KEYS[2], msg)
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+local node = redis.call('HGET', KEYS[1], 'node')
+if node and node ~= ARGV[2] then redis.call('PUBLISH', ARGV[5] .. node, msg) end
+return {seq, node or false}
+"""
+
+# KEYS: client log | ARGV: node subject ttl -> {status, seq, voice, speed, frames...}
+# status: "ok", "unknown" (no such session) or "forbidden" (another subject's session)
+RESUME = """
+local info = redis.call('HMGET', KEYS[1], 'seq', 'subject', 'voice', 'speed')
+if not info[1] then return {'unknown'} end
+if (info[2] or '') ~= ARGV[2] then return {'forbidden'} end
+redis.call('HSET', KEYS[1], 'node', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+local out = {'ok', info[1], info[3] or '', info[4] or ''}
+for _, frame in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do out[#out + 1] = frame end
+return out
+"""
