@@ -1,23 +1,20 @@
 """``--message-queue redis://...``: two server processes (one per async mode) share their
 Socket.IO broadcasts through a real Redis, so a page on either sees the other's jobs.
 
-Skipped with a reason when ``redis-server`` or the ``redis`` package is absent.
+Skipped with a reason when ``redis-server`` is absent (``.ci/run`` installs it).
 """
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from queues.handlers import OfflineHandler
-from tests.flask_app.launch import flask_server, free_port
+from tests.flask_app.launch import flask_server
 from tests.flask_app.sio import EventLog
+from tests.redis_server import running_redis
 from wire.urls import legacy_audio_url
 
 pytestmark = pytest.mark.anyio
@@ -27,28 +24,8 @@ QUESTIONS = ("what is 1 plus 1", "what is 2 plus 2")
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    redis = pytest.importorskip("redis", reason="the redis package is not installed")
-    port = free_port()
-    cmd = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        client = redis.Redis(host="127.0.0.1", port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(redis.ConnectionError):
-                if client.ping():
-                    break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail("redis-server did not start")
-            time.sleep(0.05)
-        client.close()
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with running_redis() as server:
+        yield server.url
 
 
 async def test_two_processes_share_broadcasts(redis_url: str) -> None:

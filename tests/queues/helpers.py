@@ -17,11 +17,21 @@ class Recorder:
     audio: list[tuple[str, str | None]] = field(default_factory=list)
     events: list[tuple[str, dict[str, Any], str | None]] = field(default_factory=list)
 
-    async def emit_audio(self, msg: str, client_id: str | None) -> None:
-        self.audio.append((msg, client_id))
+    # ``seq``: the fleet numbers per-client frames; recorded in ``seqs``.
+    seqs: list[int] = field(default_factory=list)
 
-    async def emit_event(self, name: str, data: dict[str, Any], client_id: str | None) -> None:
+    async def emit_audio(self, msg: str, client_id: str | None, *, seq: int | None = None) -> None:
+        self.audio.append((msg, client_id))
+        if seq is not None:
+            self.seqs.append(seq)
+
+    async def emit_event(
+        self, name: str, data: dict[str, Any], client_id: str | None = None, *,
+        seq: int | None = None,
+    ) -> None:  # fmt: skip
         self.events.append((name, data, client_id))
+        if seq is not None:
+            self.seqs.append(seq)
 
     def heard_by(self, client_id: str | None) -> list[str]:
         return [msg for msg, client in self.audio if client == client_id]

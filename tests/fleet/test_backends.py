@@ -1,0 +1,151 @@
+"""One contract, three backends: the in-process queues (memory and SQLite) and the
+fleet's Redis queues (a real ``redis-server``) pass the same tests through the
+``queues.JobService`` API the adapters use."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from fleet import RedisJobQueues
+from queues import JobActiveError, JobNotFoundError, JobService, SqliteStore, UnknownQueueError
+from queues.models import Job, JobHandler
+from tests.queues.helpers import Recorder, echo, make_queues
+from tests.redis_server import RedisServer, running_redis
+
+pytestmark = pytest.mark.anyio
+
+BACKENDS = ("memory", "sqlite", "redis")
+Open = Callable[..., contextlib.AbstractAsyncContextManager[JobService]]
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    with running_redis() as server:
+        yield server
+
+
+@pytest.fixture(params=BACKENDS)
+def open_service(request: pytest.FixtureRequest, tmp_path: Path) -> Open:
+    """``open_service(recorder, handler, history_limit=...)`` for one backend."""
+    backend = request.param
+    url = request.getfixturevalue("redis_server").url if backend == "redis" else ""
+    db = tmp_path / "jobs.db"
+
+    @contextlib.asynccontextmanager
+    async def opened(
+        recorder: Recorder, handler: JobHandler, history_limit: int = 1000, prefix: str = ""
+    ) -> AsyncIterator[JobService]:
+        service: JobService
+        if backend == "redis":
+            service = RedisJobQueues(
+                url=url, prefix=prefix or f"t{uuid.uuid4().hex[:8]}", handler=handler,
+                emit_audio=recorder.emit_audio, emit_event=recorder.emit_event,
+                history_limit=history_limit, lease=2.0,
+            )  # fmt: skip
+        else:
+            store = SqliteStore(db) if backend == "sqlite" else None
+            service = make_queues(recorder, handler, store=store, history_limit=history_limit)
+        async with service:
+            yield service
+
+    opened.backend = backend  # type: ignore[attr-defined]
+    return opened
+
+
+async def settled(service: JobService, expected: dict[str, int]) -> None:
+    """Wait until the announced counts read ``expected`` (the fleet's arrive by bus)."""
+    async with asyncio.timeout(10):
+        while {k: service.counts()[k] for k in expected} != expected:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+class Gate:
+    """A handler that holds every job until opened."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.started = asyncio.Event()
+
+    async def __call__(self, job: Job) -> str:
+        self.started.set()
+        await self.open.wait()
+        return await echo(job)
+
+
+async def test_each_question_is_answered_once_to_its_asker(open_service: Open) -> None:
+    heard = Recorder()
+    async with open_service(heard, echo) as service:
+        await service.attach_client("asker", None)
+        jobs = [await service.push_job(f"question {i}", "asker") for i in range(5)]
+        await service.wait_idle()
+        await settled(service, {"todo": 0, "running": 0, "done": 5})
+        done = await service.listing("done")
+        assert [j.id_hash for j in done] == [j.id_hash for j in reversed(jobs)]
+        assert all(j.answer == f"answer to {j.question}" for j in done)
+        answers = [m for m in heard.heard_by("asker") if m.startswith("answer")]
+        assert sorted(answers) == sorted(f"answer to question {i}" for i in range(5))
+        found = await service.find(jobs[0].id_hash)
+        assert found is not None and found.state == "done" and found.attempts == 1
+        assert await service.unfinished([j.id_hash for j in jobs]) == set()
+
+
+async def test_history_keeps_only_the_newest(open_service: Open, tmp_path: Path) -> None:
+    async with open_service(Recorder(), echo, history_limit=3) as service:
+        jobs = [await service.push_job(f"question {i}") for i in range(5)]
+        await service.wait_idle()
+        await settled(service, {"done": 3})
+        kept = [j.id_hash for j in await service.listing("done")]
+        assert kept == [j.id_hash for j in reversed(jobs[2:])]
+        assert await service.find(jobs[0].id_hash) is None
+    if open_service.backend == "sqlite":  # type: ignore[attr-defined]
+        store = SqliteStore(tmp_path / "jobs.db")
+        await store.open()
+        try:
+            assert sorted(j.id_hash for j in await store.load()) == sorted(kept)
+        finally:
+            await store.close()
+
+
+async def test_delete_forgets_only_finished_jobs(open_service: Open) -> None:
+    gate = Gate()
+    async with open_service(Recorder(), gate) as service:
+        first = await service.push_job("first")
+        await gate.started.wait()
+        with pytest.raises(JobActiveError):
+            await service.delete(first.id_hash)
+        gate.open.set()
+        await service.wait_idle()
+        assert (await service.delete(first.id_hash)).id_hash == first.id_hash
+        with pytest.raises(JobNotFoundError):
+            await service.delete(first.id_hash)
+        await settled(service, {"done": 0})
+
+
+async def test_a_leaving_client_cancels_its_queued_jobs(open_service: Open) -> None:
+    gate = Gate()
+    async with open_service(Recorder(), gate) as service:
+        await service.attach_client("leaver", None)
+        jobs = [await service.push_job(f"q{i}", "leaver") for i in range(3)]
+        await gate.started.wait()
+        cancelled = await service.cancel_client_jobs("leaver")
+        assert sorted(j.id_hash for j in cancelled) == sorted(j.id_hash for j in jobs[1:])
+        assert await service.unfinished([j.id_hash for j in jobs]) == {jobs[0].id_hash}
+        gate.open.set()
+        await service.wait_idle()
+        dead = await service.listing("dead")
+        assert {j.error for j in dead} == {"cancelled"}
+        await settled(service, {"done": 1, "dead": 2})
+
+
+async def test_listing_names(open_service: Open) -> None:
+    async with open_service(Recorder(), echo) as service:
+        for name in ("todo", "run", "running", "done", "dead"):
+            assert await service.listing(name) == []
+        with pytest.raises(UnknownQueueError):
+            await service.listing("nope")
