@@ -268,7 +268,8 @@ class RedisJobQueues:
     def health(self) -> dict[str, Any]:
         up = self.bus is not None and self.bus.connected.is_set()
         return {"backend": "redis", "status": "ok" if up else "degraded", "node": self.node,
-                "consumers": self.consumers, "prefix": self.keys.prefix}  # fmt: skip
+                "consumers": self.consumers, "running": len(self._running),
+                "prefix": self.keys.prefix}  # fmt: skip
 
     async def wait_idle(self) -> None:
         """Return once the fleet's todo is empty and nothing runs anywhere."""

@@ -286,7 +286,8 @@ class JobQueues:
         return None
 
     def health(self) -> dict[str, Any]:
-        return {"backend": "memory", "status": "ok", "consumers": self.consumers}
+        return {"backend": "memory", "status": "ok", "consumers": self.consumers,
+                "running": self.running_here()}  # fmt: skip
 
     async def wait_idle(self) -> None:
         """Return once todo is empty and no job is running (its outcome announced)."""
