@@ -134,6 +134,7 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",
         description="Prefix of every Redis key and channel: one per environment.",
     )
+
     job_lease: float = Field(
         10.0,
         ge=0.5,
@@ -259,3 +260,8 @@ class Settings(BaseSettings):
                 return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def socketio_channel(self) -> str:
+        """The Socket.IO message-queue channel: one name for every server of the fleet."""
+        return f"{self.redis_channel}-socketio"

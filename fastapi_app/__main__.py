@@ -1,9 +1,10 @@
 """``python -m fastapi_app [--host H] [--port P] [--stage S] [--workers N] [--any-setting]``
 
 Every ``config.Settings`` field is a flag (kebab case) and a ``GENIE_*`` variable.
-With ``--workers`` > 1 uvicorn starts that many processes, each with its own queues
-and sockets: use a shared SQLite store, and note Socket.IO long-polling needs sticky
-sessions across workers (its WebSocket transport does not).
+With ``--workers`` > 1 uvicorn starts that many processes. With ``--redis-url`` they
+are one Genie (one queue, history and counts); without it each has its own queues.
+Socket.IO long-polling needs sticky sessions, which workers sharing a port cannot give
+(see migration_docs/scaling-out.md).
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ def main(argv: list[str] | None = None) -> None:
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
     if settings.workers > 1:
+        if not settings.redis_url:
+            logging.getLogger(__name__).warning(
+                "--workers %d without --redis-url: %d separate Genies, each with its own "
+                "queues; set GENIE_REDIS_URL to share one",
+                settings.workers,
+                settings.workers,
+            )
         # Worker processes build their own app from the environment: hand the settings
         # over as GENIE_* variables.
         os.environ.update(_as_env(settings))

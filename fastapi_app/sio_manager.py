@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import time
 from collections.abc import Iterable
@@ -56,6 +57,8 @@ from socketio import packet as sio_packet
 from fastapi_app.direct_frames import DirectFrames, direct_writer
 from fastapi_app.flusher import Batch, Flusher
 from wire.legacy import QUEUE_EVENTS
+
+log = logging.getLogger(__name__)
 
 # The engine.io socket attributes this relies on: ``queue`` (an unbounded asyncio.Queue),
 # ``closed``, ``last_ping``, ``upgraded``, ``poll`` and ``sid``; the server's ``sockets``
@@ -353,3 +356,76 @@ class LeanPoll:
             self.parked_task.cancel()
         else:
             self.timer = loop.call_at(deadline, self._expire, loop)
+
+
+class RedisBroadcastManager(socketio.AsyncRedisManager, BroadcastManager):
+    """python-socketio's Redis manager (``GENIE_REDIS_URL``) with the local fan-out of
+    :class:`BroadcastManager`.
+
+    ``AsyncPubSubManager`` delivers locally through ``super().emit``, both this node's
+    own emits and every message that arrives from another node; this class's method
+    order (``AsyncRedisManager`` -> ``AsyncPubSubManager`` -> ``BroadcastManager``) makes
+    that call the encode-once, Task-free emit. One Redis message per emit, whatever the
+    number of clients on any node.
+
+    Two differences from the stock manager: the listener re-subscribes every ``RETRY``
+    seconds while Redis is down (python-socketio's doubles its wait from 1 s to 60 s, so
+    a node would stay deaf up to a minute after Redis is back), and messages a peer of
+    another python-socketio generation sends (not JSON: older versions pickle; ``data``
+    not a list: older framing) are reported once, loudly, instead of dropped in silence.
+    """
+
+    RETRY = 0.1
+
+    def __init__(self, url: str, channel: str, *, direct: bool = True) -> None:
+        options = {"socket_connect_timeout": 1.0, "health_check_interval": 5}
+        super().__init__(url, channel=channel, redis_options=options)
+        self.direct_on = self.lean_poll and direct
+        self._reported: set[str] = set()
+
+    async def _redis_listen_with_retries(self) -> Any:
+        down = False
+        while True:
+            try:
+                self._redis_connect()
+                await self.pubsub.subscribe(self.channel)
+                if down:
+                    log.warning("Socket.IO channel %r: Redis is back", self.channel)
+                    down = False
+                async for message in self.pubsub.listen():
+                    yield message
+            except Exception as exc:  # a lost connection; cancellation is not an Exception
+                if not down:
+                    log.error("Socket.IO channel %r: Redis lost (%s); retrying every %g s",
+                              self.channel, exc, self.RETRY)  # fmt: skip
+                down = True
+                await asyncio.sleep(self.RETRY)
+
+    async def _listen(self) -> Any:
+        async for data in super()._listen():
+            self._check_peer(data)
+            yield data
+
+    def _check_peer(self, data: Any) -> None:
+        try:
+            message = json.loads(data)
+        except (TypeError, ValueError):
+            self._report(
+                "not-json",
+                "sends messages that are not JSON (python-socketio 5.13 and older pickle "
+                "them); they are dropped",
+            )
+            return
+        emit = isinstance(message, dict) and message.get("method") == "emit"
+        if emit and not isinstance(message.get("data"), list):
+            self._report(
+                "framing",
+                "frames emits the older way (data not in a list); it will hand its pages "
+                "this server's emits wrapped in a list",
+            )
+
+    def _report(self, kind: str, what: str) -> None:
+        if kind not in self._reported:
+            self._reported.add(kind)
+            log.warning("a peer on Socket.IO channel %r %s: run one python-socketio "
+                        "generation per channel", self.channel, what)  # fmt: skip

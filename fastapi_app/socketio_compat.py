@@ -19,7 +19,7 @@ from config import Settings
 from fastapi_app.access import Access
 from fastapi_app.metrics import AppMetrics
 from fastapi_app.security import AuthError, token_from_sio
-from fastapi_app.sio_manager import BroadcastManager
+from fastapi_app.sio_manager import BroadcastManager, RedisBroadcastManager
 from wire import legacy
 
 log = logging.getLogger(__name__)
@@ -36,9 +36,16 @@ class LegacySocketIO:
     ) -> None:
         self._access = access
         self._metrics = metrics
+        manager: BroadcastManager
+        if settings.redis_url:
+            manager = RedisBroadcastManager(
+                settings.redis_url, settings.socketio_channel, direct=direct
+            )
+        else:
+            manager = BroadcastManager(direct=direct)
         self.sio = socketio.AsyncServer(
             async_mode="asgi",
-            client_manager=BroadcastManager(direct=direct),
+            client_manager=manager,
             # An OriginPolicy is a valid engineio origin hook; None is engineio's own
             # default (same origin only).
             cors_allowed_origins=access.origins,
@@ -52,10 +59,15 @@ class LegacySocketIO:
         self.sio.on("disconnect", self._on_disconnect)
         self.connected = 0
 
-    async def emit(self, event: str, data: dict[str, Any]) -> None:
-        """Broadcast to every legacy client (the original emitted everything to all)."""
-        if self.connected:
+    async def emit(self, event: str, data: dict[str, Any], *, fleet: bool = False) -> None:
+        """Broadcast to every legacy client of this process (the original emitted
+        everything to all). ``fleet``: to every process's clients as well, through the
+        Socket.IO message queue (queue events need not: the fleet's bus brings them to
+        every process, which emits them here)."""
+        if fleet:
             await self.sio.emit(event, data)
+        elif self.connected:
+            await self.sio.emit(event, data, ignore_queue=True)
 
     async def run_clock(self, interval: float) -> None:
         """``time_update`` every ``interval`` seconds, as the original's clock thread."""

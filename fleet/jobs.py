@@ -267,9 +267,11 @@ class RedisJobQueues:
 
     def health(self) -> dict[str, Any]:
         up = self.bus is not None and self.bus.connected.is_set()
+        received = dict(self.bus.received) if self.bus is not None else {}
         return {"backend": "redis", "status": "ok" if up else "degraded", "node": self.node,
                 "consumers": self.consumers, "running": len(self._running),
-                "prefix": self.keys.prefix}  # fmt: skip
+                "prefix": self.keys.prefix, "received": received,
+                "held_frames": len(self._pending), "takeovers": self.takeovers}  # fmt: skip
 
     async def wait_idle(self) -> None:
         """Return once the fleet's todo is empty and nothing runs anywhere."""

@@ -1,77 +1,25 @@
-"""A real ``redis-server`` (Debian's) on a free loopback port, for the fleet tests.
-
-``RedisServer`` keeps its data directory, so ``kill()`` then ``start()`` is a Redis
-restart: with ``aof=True`` (``appendfsync always``) nothing acknowledged is lost.
-Tests skip with the install command when ``redis-server`` is absent; ``.ci/run``
-installs it, so CI never skips them.
+"""The fleet tests' Redis: ``bench.redisproc.RedisServer`` (a real ``redis-server`` on
+a free loopback port). Tests skip with the install command when it is absent;
+``.ci/run`` installs it, so CI never skips them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 
 import pytest
-import redis
 
-from tests.servers import free_port
+from bench.redisproc import RedisServer
 
-START_TIMEOUT = 10.0
-
-
-class RedisServer:
-    def __init__(self, *, aof: bool = False) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed (apt-get install redis-server)")
-        self.binary, self.aof, self.port = binary, aof, free_port()
-        self._dir = tempfile.TemporaryDirectory(prefix="genie-redis-")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        cmd = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-               "--dir", self._dir.name, "--save", ""]  # fmt: skip
-        aof = ["--appendonly", "yes", "--appendfsync", "always"]
-        cmd += aof if self.aof else ["--appendonly", "no"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + START_TIMEOUT
-        try:
-            while True:
-                with contextlib.suppress(redis.ConnectionError, redis.BusyLoadingError):
-                    if client.ping():
-                        return self
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError(f"redis-server did not start on port {self.port}")
-                time.sleep(0.02)
-        finally:
-            client.close()
-
-    def kill(self) -> None:
-        """SIGKILL: Redis gone without a save (AOF keeps what was acknowledged)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
-
-    def close(self) -> None:
-        self.kill()
-        self._dir.cleanup()
+__all__ = ["RedisServer", "running_redis"]
 
 
 @contextlib.contextmanager
 def running_redis(*, aof: bool = False) -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
     server = RedisServer(aof=aof)
     try:
         yield server.start()

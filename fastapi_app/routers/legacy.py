@@ -88,5 +88,5 @@ async def get_answer(rt: RuntimeDep, _: AudioAllowed, id_hash: str) -> Response:
 async def delete_snapshot(rt: RuntimeDep, id_hash: str) -> PlainTextResponse:
     await rt.queues.delete(id_hash)
     sound = legacy.notification_sound(rt.settings.notification_sound)
-    await rt.legacy.emit(legacy.NOTIFICATION_SOUND_UPDATE, sound)
+    await rt.legacy.emit(legacy.NOTIFICATION_SOUND_UPDATE, sound, fleet=True)
     return PlainTextResponse(legacy_http.deleted(id_hash))
