@@ -16,6 +16,12 @@ event once and sends it to each socket in turn, and a python-socketio AsyncServe
 
 ``--sio-manager default`` swaps python-socketio's own AsyncManager back in and
 ``emit-only`` the BroadcastManager without its lean Engine.IO poll, to compare.
+
+``--sio-manager redis`` (with ``--redis-url``) runs the app as a fleet node: its
+Socket.IO manager is the kit's ``RedisBroadcastManager``; ``redis-default`` swaps in
+python-socketio's stock ``AsyncRedisManager``. Their broadcasts arrive from Redis, as
+another node's emits do: the bench route publishes each one on the Socket.IO channel
+(one PUBLISH, counted in this server's CPU) and the manager's listener delivers it.
 """
 
 from __future__ import annotations
@@ -73,20 +79,25 @@ def install_bench_routes(api: FastAPI, emit: Callable[[], Emit]) -> None:
         return {"scheduled": count}
 
 
-MANAGERS = ("broadcast", "emit-only", "default")
+MANAGERS = ("broadcast", "emit-only", "default", "redis", "redis-default")
 
 
-def make_manager(name: str) -> socketio.AsyncManager:
+def make_manager(
+    name: str, redis_url: str | None = None, channel: str = ""
+) -> socketio.AsyncManager:
     """``broadcast``: the kit's BroadcastManager; ``emit-only``: the same without its lean
-    Engine.IO poll; ``default``: python-socketio's stock AsyncManager."""
+    Engine.IO poll; ``default``: python-socketio's stock AsyncManager;
+    ``redis-default``: python-socketio's stock AsyncRedisManager."""
     if name == "default":
         return socketio.AsyncManager()
+    if name == "redis-default":
+        return socketio.AsyncRedisManager(redis_url, channel=channel)
     return BroadcastManager(lean_poll=name == "broadcast")
 
 
-def use_manager(sio: socketio.AsyncServer, name: str) -> None:
+def use_manager(sio: socketio.AsyncServer, name: str, redis_url: str | None, channel: str) -> None:
     """Swap the server's client manager (before any client connects)."""
-    manager = make_manager(name)
+    manager = make_manager(name, redis_url, channel)
     manager.set_server(sio)
     sio.manager = manager
 
@@ -94,15 +105,23 @@ def use_manager(sio: socketio.AsyncServer, name: str) -> None:
 # --- the real app ---------------------------------------------------------------------
 
 
-def real_server(port: int, sio_manager: str) -> uvicorn.Server:
+def real_server(port: int, sio_manager: str, redis_url: str | None = None) -> uvicorn.Server:
     from config import Settings
     from fastapi_app.main import create_app
     from fastapi_app.server import GenieServer, uvicorn_config
 
-    settings = Settings(host="127.0.0.1", port=port)
+    fleet = sio_manager.startswith("redis")
+    if fleet and not redis_url:
+        raise SystemExit("--sio-manager redis and redis-default need --redis-url")
+    settings = Settings(host="127.0.0.1", port=port, redis_url=redis_url if fleet else None,
+                        redis_channel=f"bench{port}")  # fmt: skip
     app = create_app(settings)
-    if sio_manager != "broadcast":
-        use_manager(app.legacy.sio, sio_manager)
+    if sio_manager not in ("broadcast", "redis"):
+        use_manager(app.legacy.sio, sio_manager, redis_url, settings.socketio_channel)
+    if fleet:
+        assert redis_url is not None
+        install_bench_routes(app.api, lambda: redis_publisher(redis_url, settings.socketio_channel))
+        return GenieServer(uvicorn_config(app, settings, access_log=False), app)
 
     def emit() -> Emit:
         # The app's one emit path, as the queues call it (queue-count events go to
@@ -114,6 +133,22 @@ def real_server(port: int, sio_manager: str) -> uvicorn.Server:
 
     install_bench_routes(app.api, emit)
     return GenieServer(uvicorn_config(app, settings, access_log=False), app)
+
+
+def redis_publisher(redis_url: str, channel: str) -> Emit:
+    """Publish an emit on the Socket.IO channel exactly as python-socketio's manager on
+    another node would (its message format), for this node's listener to deliver."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+
+    async def emit(name: str, data: dict[str, Any]) -> None:
+        message = {"method": "emit", "event": name, "data": [data], "binary": False,
+                   "namespace": "/", "room": None, "skip_sid": None, "callback": None,
+                   "host_id": "bench"}  # fmt: skip
+        await client.publish(channel, json.dumps(message))
+
+    return emit
 
 
 # --- the floor ------------------------------------------------------------------------
@@ -185,10 +220,13 @@ def main() -> None:
     parser.add_argument("--sio-manager", choices=MANAGERS, default="broadcast")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     parser.add_argument("--gc", choices=GC_MODES, default="default")
+    parser.add_argument("--redis-url", help="for --sio-manager redis and redis-default")
     args = parser.parse_args()
     tune_gc(args.gc)
-    build = real_server if args.app == "real" else minimal_server
-    server = build(args.port, args.sio_manager)
+    if args.app == "real":
+        server = real_server(args.port, args.sio_manager, args.redis_url)
+    else:
+        server = minimal_server(args.port, args.sio_manager)
     if args.loop == "uvloop":
         import uvloop
 

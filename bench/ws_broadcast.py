@@ -22,7 +22,14 @@ time; latency = arrival - scheduled time, so backlog shows. Figures per run:
 
 Targets: ``native`` (``/ws``), ``sio-broadcast`` (Socket.IO with the kit's
 BroadcastManager), ``sio-emit-only`` (BroadcastManager without its lean Engine.IO poll),
-``sio-default`` (python-socketio's own AsyncManager). Experiments: ``--loop asyncio``,
+``sio-default`` (python-socketio's own AsyncManager); as a fleet node on a real
+``redis-server`` started here, ``sio-redis`` (the kit's RedisBroadcastManager) and
+``sio-redis-default`` (python-socketio's stock AsyncRedisManager), each broadcast
+arriving from Redis as another node's emit does::
+
+    python -m bench.ws_broadcast --no-job --targets sio-broadcast,sio-redis,sio-redis-default
+
+Experiments: ``--loop asyncio``,
 ``--gc off|freeze|tuned`` (see ``bench.serve.tune_gc``), ``--profile`` (py-spy, collapsed
 stacks under bench/reports/profiles/).
 
@@ -36,6 +43,7 @@ import asyncio
 import contextlib
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +62,7 @@ from bench.common import (
     rss_kb,
     summary,
 )
+from bench.redisproc import RedisServer
 from bench.ws_report import RunResult, Scenario, print_result, report
 
 SERVER_ENV = {
@@ -166,6 +175,8 @@ def server_argv(port: int, scenario: Scenario, args: argparse.Namespace) -> list
         return [python(), "-m", "bench.flask_floor", "--port", str(port)]
     options = {"--port": port, "--app": args.app, "--sio-manager": scenario.sio_manager,
                "--loop": args.loop, "--gc": args.gc}  # fmt: skip
+    if scenario.sio_manager.startswith("redis"):
+        options["--redis-url"] = args.redis_url
     return [python(), "-m", "bench.serve", *(str(x) for pair in options.items() for x in pair)]
 
 
@@ -255,6 +266,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def amain(args: argparse.Namespace) -> None:
+    with contextlib.ExitStack() as stack:
+        args.redis_url = None
+        if any(t.startswith("sio-redis") for t in args.targets.split(",")):
+            args.redis_url = stack.enter_context(running_redis()).url
+        await _run_all(args)
+
+
+@contextlib.contextmanager
+def running_redis() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+async def _run_all(args: argparse.Namespace) -> None:
     results = []
     for scenario in scenarios(args):
         for run in range(1, args.repeat + 1):

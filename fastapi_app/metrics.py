@@ -100,12 +100,40 @@ class _RuntimeCollector(Collector):
         )
 
 
-def _job_metrics(rt: Runtime) -> Iterator[GaugeMetricFamily]:
+def _job_metrics(rt: Runtime) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
     counts = rt.queues.counts()
-    jobs = GaugeMetricFamily("genie_jobs", "Jobs by state.", labels=["state"])
+    jobs = GaugeMetricFamily(
+        "genie_jobs", "Jobs by state (the fleet's, on Redis).", labels=["state"]
+    )
     for state, size in counts.items():
         jobs.add_metric([state], size)
     yield jobs
     yield GaugeMetricFamily(
         "genie_queue_depth", "Jobs waiting in todo.", value=counts.get("todo", 0)
+    )
+    health = rt.queues.health()
+    yield GaugeMetricFamily(
+        "genie_jobs_running_here", "Jobs this process is running.", value=health["running"]
+    )
+    if health["backend"] != "redis":
+        return
+    yield GaugeMetricFamily(
+        "genie_fleet_up", "1 while this process hears the fleet's Redis.",
+        value=1 if health["status"] == "ok" else 0,
+    )  # fmt: skip
+    received = CounterMetricFamily(
+        "genie_fleet_messages_received",
+        "Redis messages this process received: broadcast events, and frames for its clients.",
+        labels=["kind"],
+    )
+    for kind, count in health["received"].items():
+        received.add_metric([kind], count)
+    yield received
+    yield GaugeMetricFamily(
+        "genie_fleet_held_frames", "Frames held while Redis is away.", value=health["held_frames"]
+    )
+    yield CounterMetricFamily(
+        "genie_fleet_takeovers",
+        "Running jobs this process took back from processes that stopped answering.",
+        value=health["takeovers"],
     )

@@ -162,7 +162,7 @@ class WsSession:
             raise frames.FrameError("unavailable", str(exc), retry_after=exc.retry_after) from None
         client = self.connections.adopt(self.client, frame.client_id, frame.last_seq)
         client.voice, client.speed = voice, speed
-        await queues.replay(missed)
+        await queues.replay(client.id, missed)
         complete = frame.last_seq <= seq and len(missed) == seq - frame.last_seq
         client.control(frames.resumed(client.id, len(missed), complete))
         return client

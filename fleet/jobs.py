@@ -39,7 +39,7 @@ from queues.fifo import waiting_message
 from queues.handlers import load_handler
 from queues.models import Job, JobHandler, JobState, validate_question
 from queues.running import CANCELLED, run_handler, speech_for
-from queues.service import QUEUE_ALIASES
+from queues.service import QUEUE_ALIASES, cancel_all, close_handler, report_crash
 
 if TYPE_CHECKING:
     from config import Settings
@@ -169,15 +169,11 @@ class RedisJobQueues:
     ) -> None:
         self._state = "closed"
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(tasks)
         try:
             await self._hand_back()
         finally:
-            aclose = getattr(self._handler, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await close_handler(self._handler)
             await self.redis.aclose()
 
     async def _hand_back(self) -> None:
@@ -193,7 +189,7 @@ class RedisJobQueues:
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
-        task.add_done_callback(_report_end)
+        task.add_done_callback(report_crash)
         self._tasks.append(task)
 
     # --- JobService -------------------------------------------------------------------------
@@ -326,10 +322,21 @@ class RedisJobQueues:
         speed = float(out[3]) if out[3] else None
         return int(out[1]), out[2] or None, speed, frames
 
-    async def replay(self, frames: list[dict[str, Any]]) -> None:
-        """Deliver frames returned by :meth:`resume_client` to the client, now here."""
+    async def replay(self, client_id: str, frames: list[dict[str, Any]]) -> None:
+        """Deliver the frames :meth:`resume_client` returned to the client, now here.
+
+        Then read its log once more: a frame published to this node between the resume
+        and the client's arrival in this process found no one to take it (the client
+        skips any frame twice delivered)."""
         for message in frames:
             await self._deliver(message)
+        newest = frames[-1]["s"] if frames else 0
+        with contextlib.suppress(*DOWN):
+            log_key = self.keys.client_log(client_id)
+            for raw in await self.redis.lrange(log_key, 0, -1):
+                message = json.loads(raw)
+                if message["s"] > newest:
+                    await self._deliver(message)
 
     # --- the consumer -----------------------------------------------------------------------
 
@@ -429,16 +436,12 @@ class RedisJobQueues:
         client_id = message["c"]
         k = self.keys
         keys = [k.client(client_id), k.client_log(client_id)]
-        args = [json.dumps(message), self.node, self.session_ttl, self.session_frames,
-                k.node_prefix]  # fmt: skip
+        args = [json.dumps(message), self.session_ttl, self.session_frames, k.node_prefix]
         try:
-            seq, node = await self._scripts["ROUTE"](keys=keys, args=args)
+            await self._scripts["ROUTE"](keys=keys, args=args)
         except DOWN:
             # Kept (bounded) and sent when Redis is back: accepted work is never silent.
             self._pending.append(message)
-            return
-        if node == self.node:
-            await self._deliver({"s": seq, **message})
 
     async def _deliver(self, message: dict[str, Any]) -> None:
         """A numbered per-client frame for a client on this node."""
@@ -511,8 +514,3 @@ class RedisJobQueues:
 
 def _job(raw: str) -> Job:
     return Job.from_dict(json.loads(raw))
-
-
-def _report_end(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.critical("fleet task %s crashed", task.get_name(), exc_info=task.exception())

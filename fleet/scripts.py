@@ -195,19 +195,20 @@ end
 return raw
 """
 
-# KEYS: client log | ARGV: message(JSON object) node_self ttl max_log node_prefix
-# -> {seq, node or false}. Numbers the client's frame, keeps it for resume, and sends it
-# to the node holding the client (unless that is the caller, which delivers it itself).
+# KEYS: client log | ARGV: message(JSON object) ttl max_log node_prefix -> seq
+# Numbers the client's frame, keeps it for resume, and publishes it to the node that
+# holds the client, even when that is the caller: one subscription then delivers a
+# client's frames in the order Redis numbered them.
 ROUTE = """
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local msg = '{"s":' .. seq .. ',' .. string.sub(ARGV[1], 2)
 redis.call('RPUSH', KEYS[2], msg)
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 local node = redis.call('HGET', KEYS[1], 'node')
-if node and node ~= ARGV[2] then redis.call('PUBLISH', ARGV[5] .. node, msg) end
-return {seq, node or false}
+if node then redis.call('PUBLISH', ARGV[4] .. node, msg) end
+return seq
 """
 
 # KEYS: client log | ARGV: node subject ttl -> {status, seq, voice, speed, frames...}

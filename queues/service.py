@@ -76,7 +76,7 @@ class JobService(Protocol):
         self, client_id: str, subject: str | None, last_seq: int
     ) -> tuple[int, str | None, float | None, list[dict[str, Any]]]: ...
 
-    async def replay(self, frames: list[dict[str, Any]]) -> None: ...
+    async def replay(self, client_id: str, frames: list[dict[str, Any]]) -> None: ...
 
     def health(self) -> dict[str, Any]: ...
 
@@ -159,7 +159,7 @@ class JobQueues:
             raise
         for index in range(self.consumers):
             task = asyncio.create_task(self.running.consume(), name=f"genie-consumer-{index}")
-            task.add_done_callback(_report_consumer_end)
+            task.add_done_callback(report_crash)
             self._tasks.append(task)
         self._state = "open"
         return self
@@ -172,13 +172,9 @@ class JobQueues:
     ) -> None:
         self._state = "closed"
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(tasks)
         try:
-            aclose = getattr(self._handler, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await close_handler(self._handler)
         finally:
             await self.store.close()
 
@@ -282,7 +278,7 @@ class JobQueues:
     ) -> tuple[int, str | None, float | None, list[dict[str, Any]]]:
         raise LookupError(client_id)  # sessions are resumed by the adapter, in memory
 
-    async def replay(self, frames: list[dict[str, Any]]) -> None:
+    async def replay(self, client_id: str, frames: list[dict[str, Any]]) -> None:
         return None
 
     def health(self) -> dict[str, Any]:
@@ -294,10 +290,24 @@ class JobQueues:
         await self.running.wait_idle()
 
 
-def _report_consumer_end(task: asyncio.Task[None]) -> None:
-    # A consumer only ends by cancellation; anything else is a bug worth shouting about.
+def report_crash(task: asyncio.Task[None]) -> None:
+    """Done-callback of the queues' tasks (consumers, upkeep): they only end by
+    cancellation; anything else is a bug worth shouting about."""
     if not task.cancelled() and task.exception() is not None:
-        log.critical("job consumer %s crashed", task.get_name(), exc_info=task.exception())
+        log.critical("queue task %s crashed", task.get_name(), exc_info=task.exception())
+
+
+async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def close_handler(handler: JobHandler) -> None:
+    """Close a handler that holds resources (an ``aclose()`` coroutine), e.g. a client."""
+    aclose = getattr(handler, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def build_job_queues(

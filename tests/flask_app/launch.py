@@ -60,9 +60,11 @@ class ServerProcess(LoopbackUrls):
     def start(self) -> ServerProcess:
         cmd = [sys.executable, "-m", self.module, "--host", "127.0.0.1"]
         cmd += ["--port", str(self.port), *self.args]
+        # A session of its own: kill() reaches the children too (uvicorn's --workers).
         self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=self._env(), stdout=self._log, stderr=subprocess.STDOUT
-        )
+            cmd, cwd=ROOT, env=self._env(), stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -94,9 +96,12 @@ class ServerProcess(LoopbackUrls):
         return self.log_text()[-chars:]
 
     def kill(self) -> None:
-        if self.alive():
-            assert self.proc is not None
-            self.proc.kill()
+        """SIGKILL the server and whatever it started (its process group)."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc.poll() is None:
             self.proc.wait(timeout=10)
 
     def close(self) -> None:

@@ -58,6 +58,11 @@ def open_service(request: pytest.FixtureRequest, tmp_path: Path) -> Open:
     return opened
 
 
+async def idle(service: JobService) -> None:
+    async with asyncio.timeout(20):
+        await service.wait_idle()
+
+
 async def settled(service: JobService, expected: dict[str, int]) -> None:
     """Wait until the announced counts read ``expected`` (the fleet's arrive by bus)."""
     async with asyncio.timeout(10):
@@ -83,7 +88,7 @@ async def test_each_question_is_answered_once_to_its_asker(open_service: Open) -
     async with open_service(heard, echo) as service:
         await service.attach_client("asker", None)
         jobs = [await service.push_job(f"question {i}", "asker") for i in range(5)]
-        await service.wait_idle()
+        await idle(service)
         await settled(service, {"todo": 0, "running": 0, "done": 5})
         done = await service.listing("done")
         assert [j.id_hash for j in done] == [j.id_hash for j in reversed(jobs)]
@@ -98,7 +103,7 @@ async def test_each_question_is_answered_once_to_its_asker(open_service: Open) -
 async def test_history_keeps_only_the_newest(open_service: Open, tmp_path: Path) -> None:
     async with open_service(Recorder(), echo, history_limit=3) as service:
         jobs = [await service.push_job(f"question {i}") for i in range(5)]
-        await service.wait_idle()
+        await idle(service)
         await settled(service, {"done": 3})
         kept = [j.id_hash for j in await service.listing("done")]
         assert kept == [j.id_hash for j in reversed(jobs[2:])]
@@ -116,11 +121,12 @@ async def test_delete_forgets_only_finished_jobs(open_service: Open) -> None:
     gate = Gate()
     async with open_service(Recorder(), gate) as service:
         first = await service.push_job("first")
-        await gate.started.wait()
+        async with asyncio.timeout(10):
+            await gate.started.wait()
         with pytest.raises(JobActiveError):
             await service.delete(first.id_hash)
         gate.open.set()
-        await service.wait_idle()
+        await idle(service)
         assert (await service.delete(first.id_hash)).id_hash == first.id_hash
         with pytest.raises(JobNotFoundError):
             await service.delete(first.id_hash)
@@ -132,12 +138,13 @@ async def test_a_leaving_client_cancels_its_queued_jobs(open_service: Open) -> N
     async with open_service(Recorder(), gate) as service:
         await service.attach_client("leaver", None)
         jobs = [await service.push_job(f"q{i}", "leaver") for i in range(3)]
-        await gate.started.wait()
+        async with asyncio.timeout(10):
+            await gate.started.wait()
         cancelled = await service.cancel_client_jobs("leaver")
         assert sorted(j.id_hash for j in cancelled) == sorted(j.id_hash for j in jobs[1:])
         assert await service.unfinished([j.id_hash for j in jobs]) == {jobs[0].id_hash}
         gate.open.set()
-        await service.wait_idle()
+        await idle(service)
         dead = await service.listing("dead")
         assert {j.error for j in dead} == {"cancelled"}
         await settled(service, {"done": 1, "dead": 2})
