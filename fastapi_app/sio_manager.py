@@ -56,6 +56,7 @@ from socketio import packet as sio_packet
 
 from fastapi_app.direct_frames import DirectFrames, direct_writer
 from fastapi_app.flusher import Batch, Flusher
+from fleet.link import stop_if_cancelled
 from wire.legacy import QUEUE_EVENTS
 
 log = logging.getLogger(__name__)
@@ -395,6 +396,7 @@ class RedisBroadcastManager(socketio.AsyncRedisManager, BroadcastManager):
                 async for message in self.pubsub.listen():
                     yield message
             except Exception as exc:  # a lost connection; cancellation is not an Exception
+                stop_if_cancelled()  # redis-py may swallow it (see there)
                 if not down:
                     log.error("Socket.IO channel %r: Redis lost (%s); retrying every %g s",
                               self.channel, exc, self.RETRY)  # fmt: skip

@@ -18,7 +18,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from fleet.link import DOWN, Keys
+from fleet.link import DOWN, Keys, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class Bus:
                 first = False
                 await self._listen(pubsub)
             except DOWN as exc:
+                stop_if_cancelled()
                 if self.connected.is_set():
                     log.error("lost Redis (%s); retrying every %g s", exc, RETRY)
                 self.connected.clear()
@@ -71,6 +72,7 @@ class Bus:
         while True:
             # A bounded wait, so the health check (a PING) also runs on a quiet channel.
             message = await pubsub.get_message(timeout=1.0)
+            stop_if_cancelled()
             if message is None or message.get("type") != "message":
                 continue
             try:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from fleet import link, scripts
 from fleet.bus import Bus
-from fleet.link import DOWN, Keys
+from fleet.link import DOWN, Keys, stop_if_cancelled
 from queues.errors import (
     JobActiveError,
     JobNotFoundError,
@@ -275,6 +275,7 @@ class RedisJobQueues:
             k = self.keys
             todo = await self.redis.llen(k.todo)
             running = await self.redis.zcard(k.running)
+            stop_if_cancelled()
             if todo == 0 and running == 0:
                 return
             await asyncio.sleep(0.05)
@@ -348,8 +349,10 @@ class RedisJobQueues:
             try:
                 raw = await self._scripts["TAKE"](keys=keys, args=args)
             except DOWN:
+                stop_if_cancelled()
                 await asyncio.sleep(POLL)  # paused until Redis is back
                 continue
+            stop_if_cancelled()  # a job taken now stays leased: another node runs it
             if not raw:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(POLL):
@@ -384,6 +387,7 @@ class RedisJobQueues:
                 kept = await self._scripts["FINISH"](keys=keys, args=args)
                 break
             except DOWN:
+                stop_if_cancelled()
                 await asyncio.sleep(POLL)
         if kept < 0:
             log.warning("job %s: lease lost while it ran; another node answers it", job.id_hash)
@@ -419,7 +423,8 @@ class RedisJobQueues:
                     pipe.expire(k.client(client_id), self.session_ttl)
                 await pipe.execute()
             except DOWN:
-                continue  # the bus reports the outage; try again next round
+                pass  # the bus reports the outage; try again next round
+            stop_if_cancelled()
 
     # --- events -----------------------------------------------------------------------------
 

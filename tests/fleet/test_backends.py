@@ -156,3 +156,18 @@ async def test_listing_names(open_service: Open) -> None:
             assert await service.listing(name) == []
         with pytest.raises(UnknownQueueError):
             await service.listing("nope")
+
+
+async def test_a_busy_fleet_node_stops_when_asked(redis_server: RedisServer) -> None:
+    """redis-py often swallows a cancellation that lands mid-command; the node's loops
+    must stop anyway, or a shutdown waits forever (it did, before fleet.link's guard)."""
+    for round_ in range(8):
+        service = RedisJobQueues(
+            url=redis_server.url, prefix=f"stop{round_}{uuid.uuid4().hex[:6]}", handler=echo,
+            emit_audio=Recorder().emit_audio, emit_event=Recorder().emit_event, consumers=4,
+        )  # fmt: skip
+        async with asyncio.timeout(20):
+            async with service:
+                for i in range(40):
+                    await service.push_job(f"question {i}")
+                await asyncio.sleep(0.002 * round_)  # exit at a different point each time
