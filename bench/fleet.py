@@ -94,6 +94,7 @@ async def asker_latency(ports: list[int], clients: int, pushes: int) -> dict[str
     answers = {OfflineHandler().answer(question(k)): k for k in range(pushes)}
     sent: dict[int, float] = {}
     latencies: list[float] = []
+    arrived: dict[str, float] = {}  # question -> when its answer reached the asker
 
     def on_event(client: rawws.WsClient, kind: str, data: dict[str, Any], at: float) -> None:
         if kind == "audio_update":
@@ -101,6 +102,7 @@ async def asker_latency(ports: list[int], clients: int, pushes: int) -> dict[str
             k = answers.get(msg)
             if k is not None and k in sent:
                 latencies.append(at - sent.pop(k))
+                arrived[question(k)] = at
 
     asker = await rawws.connect(ports[0], "native", on_event)
     listeners: list[rawws.WsClient] = []
@@ -118,7 +120,24 @@ async def asker_latency(ports: list[int], clients: int, pushes: int) -> dict[str
         await asyncio.sleep(0.05)
     await rawws.close_all([asker, *listeners])
     return {"clients": clients, "answered": len(latencies), "pushes": pushes,
-            "latency_ms": summary(sorted(latencies))}  # fmt: skip
+            "latency_ms": summary(sorted(latencies)), "arrived": arrived}  # fmt: skip
+
+
+def hops(redis: RedisServer, prefix: str, arrived: dict[str, float]) -> dict[str, float]:
+    """Where a fleet answer's time goes, p50 in ms, from the times each job carries
+    (created on the asker's node, started by Redis's clock in the take, finished on the
+    consumer's node) and when its answer reached the asker."""
+    stages: dict[str, list[float]] = {"push -> taken": [], "taken -> answered": [],
+                                      "answered -> at the asker": []}  # fmt: skip
+    for raw in redis.client().hvals(f"{prefix}:jobs"):
+        job = json.loads(raw)
+        at = arrived.get(job["question"])
+        if at is None or job.get("finished_at") is None:
+            continue
+        stages["push -> taken"].append(job["started_at"] - job["created_at"])
+        stages["taken -> answered"].append(job["finished_at"] - job["started_at"])
+        stages["answered -> at the asker"].append(at - job["finished_at"])
+    return {name: summary(sorted(v))["p50"] for name, v in stages.items() if v}
 
 
 def latency_cells(redis: RedisServer, clients: int, runs: int, pushes: int) -> list[dict[str, Any]]:
@@ -134,8 +153,10 @@ def latency_cells(redis: RedisServer, clients: int, runs: int, pushes: int) -> l
                              stack.enter_context(node(redis.url, prefix, consumers=1))]  # fmt: skip
                 ports = [n.port for n in nodes]
                 cell = asyncio.run(asker_latency(ports, clients, pushes))
+                arrived = cell.pop("arrived")
                 cell |= {"mode": mode, "run": run}
                 if mode == "fleet":
+                    cell["hops_ms"] = hops(redis, prefix, arrived)
                     cell["received"] = [httpx.get(f"http://127.0.0.1:{p}/health").json()
                                         ["queues"]["received"] for p in ports]  # fmt: skip
             print(f"  {clients} clients, run {run}, {mode}: p50 "
@@ -241,6 +262,15 @@ def report(args: argparse.Namespace, cells: list[dict[str, Any]], rates: dict[st
                                       for r in c["received"])]
             for c in cells if c["mode"] == "fleet"]  # fmt: skip
     lines += md_table(["clients", "run", "web-only node (asker)", "consumer node"], rows)
+    lines += ["", "Where a fleet answer's time goes (p50 ms; the asker's push to the take is "
+              "one publish to the consumer's node, its wake-up and the take script; the "
+              "answer is the finish script, the route script and one publish to the "
+              "asker's node):", ""]  # fmt: skip
+    fleet_cells = [c for c in cells if c["mode"] == "fleet"]
+    names = list(fleet_cells[0]["hops_ms"]) if fleet_cells else []
+    rows = [[c["clients"], c["run"], *(f"{c['hops_ms'].get(n, float('nan')):.2f}" for n in names)]
+            for c in fleet_cells]  # fmt: skip
+    lines += md_table(["clients", "run", *names], rows)
     lines += ["", "## Jobs per second (offline handler, one process)", ""]
     lines += md_table(["queue", "jobs/s"], [[k, f"{v:.0f}"] for k, v in rates.items()])
     lines += ["", "## Recovery", ""]

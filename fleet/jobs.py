@@ -369,19 +369,24 @@ class RedisJobQueues:
             else:
                 job.state, job.error = JobState.DEAD, error
             job.finished_at = time.time()
-            if await self._finish(job):
-                await self._speak(speech_for(answer, error), job.client_id)
+            await self._finish(job, speech_for(answer, error))
         finally:
             self._running.pop(job.id_hash, None)
 
-    async def _finish(self, job: Job) -> bool:
-        """Record the outcome, retrying while Redis is down; False when the lease was
-        lost meanwhile (another node took the job over and answers it)."""
+    async def _finish(self, job: Job, speech: str) -> bool:
+        """Record the outcome and send the asker ``speech`` in one script, retrying while
+        Redis is down; False when the lease was lost meanwhile (another node took the job
+        over and answers it)."""
         k = self.keys
         keys = [k.jobs, k.running, k.owner, getattr(k, job.state.value)]
         event = f"{job.state.value}_update"
         data = json.dumps(job.to_dict())
         args = [job.id_hash, self.node, data, self.history_limit, k.events, event]
+        if job.client_id is None:
+            args.append(json.dumps({"a": speech}))
+        else:
+            keys += [k.client(job.client_id), k.client_log(job.client_id)]
+            args += [json.dumps({"c": job.client_id, "a": speech}), *self._route_args()]
         while True:
             try:
                 kept = await self._scripts["FINISH"](keys=keys, args=args)
@@ -441,9 +446,8 @@ class RedisJobQueues:
         client_id = message["c"]
         k = self.keys
         keys = [k.client(client_id), k.client_log(client_id)]
-        args = [json.dumps(message), self.session_ttl, self.session_frames, k.node_prefix]
         try:
-            await self._scripts["ROUTE"](keys=keys, args=args)
+            await self._scripts["ROUTE"](keys=keys, args=[json.dumps(message), *self._route_args()])
         except DOWN:
             # Kept (bounded) and sent when Redis is back: accepted work is never silent.
             self._pending.append(message)
@@ -509,6 +513,9 @@ class RedisJobQueues:
             return await pending
         except DOWN as exc:
             raise QueueUnavailableError(f"Redis: {exc}", RETRY_AFTER) from None
+
+    def _route_args(self) -> list[Any]:
+        return [self.session_ttl, self.session_frames, self.keys.node_prefix]
 
     def _lease_ms(self) -> int:
         return int(self.lease * 1000)

@@ -27,6 +27,18 @@ end
 local function count(channel, event, n)
   redis.call('PUBLISH', channel, '{"e":"' .. event .. '","v":' .. n .. '}')
 end
+-- A per-client frame: numbered, kept for resume, published to the client's node.
+local function route(client, log, body, ttl, max_log, node_prefix)
+  local seq = redis.call('HINCRBY', client, 'seq', 1)
+  local msg = '{"s":' .. seq .. ',' .. string.sub(body, 2)
+  redis.call('RPUSH', log, msg)
+  redis.call('LTRIM', log, -tonumber(max_log), -1)
+  redis.call('EXPIRE', log, ttl)
+  redis.call('EXPIRE', client, ttl)
+  local node = redis.call('HGET', client, 'node')
+  if node then redis.call('PUBLISH', node_prefix .. node, msg) end
+  return seq
+end
 -- Newest first at the head of a history list; forget what falls past the limit.
 local function remember(jobs, list, id, limit)
   local n = redis.call('LPUSH', list, id)
@@ -93,8 +105,11 @@ return kept
 """
 )
 
-# KEYS: jobs running owner history | ARGV: id token json limit channel event
-# -> size of the history list, or -1 when the lease was lost (another took it over)
+# KEYS: jobs running owner history [client log]
+# ARGV: id token json limit channel event speech [ttl max_log node_prefix]
+# -> size of the history list, or -1 when the lease was lost (another took it over).
+# The asker hears ``speech`` (a message JSON) in the same step: routed to it when the
+# client keys are given, else published to every node.
 FINISH = (
     _LIB
     + """
@@ -105,6 +120,11 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 local n = remember(KEYS[1], KEYS[4], ARGV[1], tonumber(ARGV[4]))
 count(ARGV[5], ARGV[6], n)
 count(ARGV[5], 'run_update', redis.call('ZCARD', KEYS[2]))
+if KEYS[6] then
+  route(KEYS[5], KEYS[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+else
+  redis.call('PUBLISH', ARGV[5], ARGV[7])
+end
 return n
 """
 )
@@ -199,17 +219,7 @@ return raw
 # Numbers the client's frame, keeps it for resume, and publishes it to the node that
 # holds the client, even when that is the caller: one subscription then delivers a
 # client's frames in the order Redis numbered them.
-ROUTE = """
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-local msg = '{"s":' .. seq .. ',' .. string.sub(ARGV[1], 2)
-redis.call('RPUSH', KEYS[2], msg)
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
-redis.call('EXPIRE', KEYS[2], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-local node = redis.call('HGET', KEYS[1], 'node')
-if node then redis.call('PUBLISH', ARGV[4] .. node, msg) end
-return seq
-"""
+ROUTE = _LIB + "return route(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
 
 # KEYS: client log | ARGV: node subject ttl -> {status, seq, voice, speed, frames...}
 # status: "ok", "unknown" (no such session) or "forbidden" (another subject's session)
