@@ -118,13 +118,14 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 local n = remember(KEYS[1], KEYS[4], ARGV[1], tonumber(ARGV[4]))
-count(ARGV[5], ARGV[6], n)
-count(ARGV[5], 'run_update', redis.call('ZCARD', KEYS[2]))
+-- The asker first: its node reads its answer before the counts every client gets.
 if KEYS[6] then
   route(KEYS[5], KEYS[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
 else
   redis.call('PUBLISH', ARGV[5], ARGV[7])
 end
+count(ARGV[5], ARGV[6], n)
+count(ARGV[5], 'run_update', redis.call('ZCARD', KEYS[2]))
 return n
 """
 )
