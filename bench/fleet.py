@@ -264,8 +264,8 @@ def report(args: argparse.Namespace, cells: list[dict[str, Any]], rates: dict[st
     lines += md_table(["clients", "run", "web-only node (asker)", "consumer node"], rows)
     lines += ["", "Where a fleet answer's time goes (p50 ms; the asker's push to the take is "
               "one publish to the consumer's node, its wake-up and the take script; the "
-              "answer is the finish script, the route script and one publish to the "
-              "asker's node):", ""]  # fmt: skip
+              "answer is the finish script, which also routes it, one publish to the "
+              "asker's node and that node's turn to read it):", ""]  # fmt: skip
     fleet_cells = [c for c in cells if c["mode"] == "fleet"]
     names = list(fleet_cells[0]["hops_ms"]) if fleet_cells else []
     rows = [[c["clients"], c["run"], *(f"{c['hops_ms'].get(n, float('nan')):.2f}" for n in names)]
