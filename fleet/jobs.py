@@ -153,9 +153,13 @@ class RedisJobQueues:
         self._spawn(self._upkeep(), "genie-fleet-upkeep")
         for index in range(self.consumers):
             self._spawn(self._consume(), f"genie-consumer-{index}")
-        # Do not report ready before this node hears the fleet.
-        async with asyncio.timeout(5):
-            await self.bus.connected.wait()
+        try:  # do not report ready before this node hears the fleet
+            async with asyncio.timeout(5):
+                await self.bus.connected.wait()
+        except BaseException:
+            await cancel_all(self._tasks)
+            await self.redis.aclose()
+            raise
         self._state = "open"
         log.info("fleet node %s on %s (prefix %r, %d consumer(s))", self.node,
                  link.redact(self.url), self.keys.prefix, self.consumers)  # fmt: skip

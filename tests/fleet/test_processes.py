@@ -66,6 +66,10 @@ async def test_a_web_only_node_asks_and_the_fleet_answers_once(redis_server: Red
             url = legacy_audio_url(OfflineHandler().answer("what is 2 plus 2"))
             await page.wait_for("audio_update", where=lambda e: e["audioURL"] == url)
             assert (await health(web))["jobs"]["done"] == 2
+            async with httpx.AsyncClient(timeout=5) as http:
+                metrics = (await http.get(f"{one.url}/metrics")).text
+            assert "genie_fleet_up 1.0" in metrics and 'genie_jobs{state="done"} 2.0' in metrics
+            assert 'genie_fleet_messages_received_total{kind="events"}' in metrics
         finally:
             for client in (asker, *watchers):
                 await client.close()
