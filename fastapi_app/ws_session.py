@@ -26,6 +26,7 @@ from fastapi_app.errors import error_response
 from fastapi_app.runtime import Runtime
 from fastapi_app.security import AuthError, auth_frame_token, token_from_connection
 from queues.errors import QuestionError, QueueClosedError, QueueUnavailableError
+from queues.service import COUNT_EVENTS
 from tts.errors import TTSError
 from wire import frames
 
@@ -165,6 +166,9 @@ class WsSession:
         await queues.replay(client.id, missed)
         complete = frame.last_seq <= seq and len(missed) == seq - frame.last_seq
         client.control(frames.resumed(client.id, len(missed), complete))
+        # Counts are state, not history: the current ones instead of a replay.
+        for name, value in queues.counts().items():
+            client.control(frames.queue_event(COUNT_EVENTS[name], {"value": value}))
         return client
 
     async def _query(self, frame: frames.Query) -> None:

@@ -39,7 +39,13 @@ from queues.fifo import waiting_message
 from queues.handlers import load_handler
 from queues.models import Job, JobHandler, JobState, validate_question
 from queues.running import CANCELLED, run_handler, speech_for
-from queues.service import QUEUE_ALIASES, cancel_all, close_handler, report_crash
+from queues.service import (
+    COUNT_EVENTS,
+    QUEUE_ALIASES,
+    cancel_all,
+    close_handler,
+    report_crash,
+)
 
 if TYPE_CHECKING:
     from config import Settings
@@ -47,8 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Count events on the wire -> the queue names of counts().
-COUNTED = {"todo_update": "todo", "run_update": "running", "done_update": "done",
-           "dead_update": "dead"}  # fmt: skip
+COUNTED = {event: name for name, event in COUNT_EVENTS.items()}
 POLL = 0.5  # a consumer looks at todo at least this often (a wake-up can be missed)
 PENDING_LIMIT = 10_000  # per-client frames held while Redis is down
 RETRY_AFTER = 1.0

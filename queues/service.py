@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# counts() keys -> the event each queue's size is announced under.
+COUNT_EVENTS = {"todo": "todo_update", "running": "run_update", "done": "done_update",
+                "dead": "dead_update"}  # fmt: skip
+
 # Accepted names for queue(); "run" is what the original Genie UI calls it.
 QUEUE_ALIASES = {
     "todo": "todo",

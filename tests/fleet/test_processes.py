@@ -122,6 +122,10 @@ async def test_resume_on_another_process_after_a_kill(redis_server: RedisServer)
             assert resumed["client_id"] == asker.client_id and resumed["complete"] is True
             replayed = [f for f in again.of("audio_update") if said(f) == "I slept 1 seconds."]
             assert len(replayed) == 1 and replayed[0]["seq"] > last_seq
+            # Then the current counts, not a replay of old ones: the job is done.
+            kinds = ("todo_update", "run_update", "done_update", "dead_update")
+            counts = {f["type"]: f["value"] for f in [await again.next(*kinds) for _ in kinds]}
+            assert counts == {"todo_update": 0, "run_update": 0, "done_update": 1, "dead_update": 0}
             # The session lives on here: the next answer comes straight to this socket.
             await again.send(type="query", text="what is 1 plus 1")
             await answer_to(again, OfflineHandler().answer("what is 1 plus 1"))
