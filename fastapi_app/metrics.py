@@ -129,9 +129,6 @@ def _job_metrics(rt: Runtime) -> Iterator[GaugeMetricFamily | CounterMetricFamil
     for kind, count in health["received"].items():
         received.add_metric([kind], count)
     yield received
-    yield GaugeMetricFamily(
-        "genie_fleet_held_frames", "Frames held while Redis is away.", value=health["held_frames"]
-    )
     yield CounterMetricFamily(
         "genie_fleet_takeovers",
         "Running jobs this process took back from processes that stopped answering.",

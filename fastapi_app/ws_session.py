@@ -191,11 +191,7 @@ class WsSession:
         except QueueUnavailableError as exc:
             raise frames.FrameError("unavailable", str(exc), retry_after=exc.retry_after) from None
         await self._prune_jobs(client)
-        client.active_jobs.add(job.id_hash)
-        if shared:  # numbered by the fleet, like every per-client frame
-            await self.rt.queues.tell(client.id, frames.QUEUED, {"id_hash": job.id_hash})
-        else:
-            client.deliver(frames.encode(frames.queued(job.id_hash)), time.monotonic())
+        client.active_jobs.add(job.id_hash)  # push_job sent it ``queued`` already
 
     def _check_rate(self, client: Client) -> None:
         limiter = self.rt.access.queries

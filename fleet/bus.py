@@ -5,7 +5,7 @@ with its own clients, not with the fleet's.
 
 When Redis goes away the subscription is re-made every ``RETRY`` seconds (not the 1-60 s
 back-off python-socketio's manager uses), and ``on_reconnect`` lets the queues catch up
-(fresh counts, frames held back during the outage, a wake-up for the consumers).
+(fresh counts to its clients, a wake-up for the consumers).
 """
 
 from __future__ import annotations

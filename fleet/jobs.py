@@ -9,7 +9,8 @@ renewed while the job runs; every node reaps expired leases, so a job whose proc
 died (SIGKILL, OOM, host gone) is run again by another and ends in one terminal state.
 
 Per-client frames (``audio_update``, ``queued``) are numbered by Redis per client,
-kept for the resume window and sent to the node that holds the client (``ROUTE``);
+kept for the resume window and sent to the node that holds the client (``route`` in
+the push and finish scripts);
 a client that reconnects to any node gets what it missed (``resume_client``).
 """
 
@@ -20,7 +21,6 @@ import contextlib
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -35,7 +35,7 @@ from queues.errors import (
     QueueUnavailableError,
     UnknownQueueError,
 )
-from queues.fifo import waiting_message
+from queues.fifo import THINKING, WAITING_MANY, WAITING_ONE
 from queues.handlers import load_handler
 from queues.models import Job, JobHandler, JobState, validate_question
 from queues.running import CANCELLED, run_handler, speech_for
@@ -55,8 +55,8 @@ log = logging.getLogger(__name__)
 # Count events on the wire -> the queue names of counts().
 COUNTED = {event: name for name, event in COUNT_EVENTS.items()}
 POLL = 0.5  # a consumer looks at todo at least this often (a wake-up can be missed)
-PENDING_LIMIT = 10_000  # per-client frames held while Redis is down
 RETRY_AFTER = 1.0
+WAITING = (THINKING, WAITING_ONE, WAITING_MANY)  # the push script picks one
 
 
 class EmitAudio(Protocol):
@@ -106,7 +106,6 @@ class RedisJobQueues:
         self._counts = dict.fromkeys(("todo", "running", "done", "dead"), 0)
         self._running: dict[str, Job] = {}  # jobs this node's consumers hold leases on
         self._attached: set[str] = set()  # clients this node holds (registry kept fresh)
-        self._pending: deque[dict[str, Any]] = deque(maxlen=PENDING_LIMIT)
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._state = "new"
@@ -143,7 +142,7 @@ class RedisJobQueues:
             await link.check_reachable(self.redis, self.url)
             self._scripts = {name: self.redis.register_script(getattr(scripts, name))
                              for name in ("PUSH", "TAKE", "RENEW", "FINISH", "RECLAIM",
-                                          "CANCEL", "DELETE", "ROUTE", "RESUME")}  # fmt: skip
+                                          "CANCEL", "DELETE", "RESUME")}  # fmt: skip
             for warning in await link.announce(
                 self.redis, self.keys, self.node, self.consumers, self._alive_ttl()
             ):
@@ -207,10 +206,13 @@ class RedisJobQueues:
         if self._state != "open":
             raise QueueClosedError()
         job = Job(question=validate_question(question), client_id=client_id)
-        data = json.dumps(job.to_dict())
-        keys = [self.keys.jobs, self.keys.todo]
-        ahead = await self._call("PUSH", keys, [job.id_hash, data, self.keys.events])
-        await self._speak(waiting_message(ahead), client_id)
+        k = self.keys
+        keys = [k.jobs, k.todo]
+        args = [job.id_hash, json.dumps(job.to_dict()), k.events, *WAITING]
+        if client_id is not None:
+            keys += [k.client(client_id), k.client_log(client_id)]
+            args += [client_id, *self._route_args()]
+        await self._call("PUSH", keys, args)
         return job
 
     async def find(self, id_hash: str) -> Job | None:
@@ -276,7 +278,7 @@ class RedisJobQueues:
         return {"backend": "redis", "status": "ok" if up else "degraded", "node": self.node,
                 "consumers": self.consumers, "running": len(self._running),
                 "prefix": self.keys.prefix, "received": received,
-                "held_frames": len(self._pending), "takeovers": self.takeovers}  # fmt: skip
+                "takeovers": self.takeovers}  # fmt: skip
 
     async def wait_idle(self) -> None:
         """Return once the fleet's todo is empty and nothing runs anywhere."""
@@ -309,10 +311,6 @@ class RedisJobQueues:
         fields = {"voice": voice or "", "speed": "" if speed is None else repr(speed)}
         with contextlib.suppress(*DOWN):
             await self.redis.hset(self.keys.client(client_id), mapping=fields)
-
-    async def tell(self, client_id: str, name: str, data: dict[str, Any]) -> None:
-        """A numbered per-client event (e.g. ``queued``)."""
-        await self._route({"c": client_id, "e": name, "d": data})
 
     async def resume_client(
         self, client_id: str, subject: str | None, last_seq: int
@@ -442,25 +440,6 @@ class RedisJobQueues:
 
     # --- events -----------------------------------------------------------------------------
 
-    async def _speak(self, msg: str, client_id: str | None) -> None:
-        if client_id is not None:
-            await self._route({"c": client_id, "a": msg})
-            return
-        try:
-            await self.redis.publish(self.keys.events, json.dumps({"a": msg}))
-        except DOWN:
-            log.warning("Redis is down: the broadcast %r is not sent", msg[:60])
-
-    async def _route(self, message: dict[str, Any]) -> None:
-        client_id = message["c"]
-        k = self.keys
-        keys = [k.client(client_id), k.client_log(client_id)]
-        try:
-            await self._scripts["ROUTE"](keys=keys, args=[json.dumps(message), *self._route_args()])
-        except DOWN:
-            # Kept (bounded) and sent when Redis is back: accepted work is never silent.
-            self._pending.append(message)
-
     async def _deliver(self, message: dict[str, Any]) -> None:
         """A numbered per-client frame for a client on this node."""
         try:
@@ -489,14 +468,9 @@ class RedisJobQueues:
             log.exception("delivering a fleet event failed")
 
     async def _caught_up(self) -> None:
-        """Redis is back: current counts to every local client, held frames sent."""
+        """Redis is back: current counts to every local client, consumers woken (a
+        finish that waited for Redis goes through by itself)."""
         await self._refresh_counts(announce=True)
-        held = list(self._pending)
-        self._pending.clear()
-        for message in held:
-            await self._route(message)
-        if held:
-            log.warning("sent %d frame(s) held while Redis was down", len(held))
         self._wake.set()
 
     async def _refresh_counts(self, announce: bool = False) -> None:

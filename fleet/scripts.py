@@ -27,7 +27,9 @@ end
 local function count(channel, event, n)
   redis.call('PUBLISH', channel, '{"e":"' .. event .. '","v":' .. n .. '}')
 end
--- A per-client frame: numbered, kept for resume, published to the client's node.
+-- A per-client frame: numbered, kept for resume, published to the client's node even
+-- when that is the caller: one subscription then delivers a client's frames in the
+-- order Redis numbered them.
 local function route(client, log, body, ttl, max_log, node_prefix)
   local seq = redis.call('HINCRBY', client, 'seq', 1)
   local msg = '{"s":' .. seq .. ',' .. string.sub(body, 2)
@@ -52,15 +54,34 @@ local function remember(jobs, list, id, limit)
 end
 """
 
-# KEYS: jobs todo | ARGV: id json channel -> jobs waiting before this one
-PUSH = """
+# KEYS: jobs todo [client log]
+# ARGV: id json channel thinking waiting_one waiting_many [client ttl max_log node_prefix]
+# -> jobs waiting before this one. In the same step the asker hears how long the wait
+# is (routed to it, or published to every node without a client) and, with a client,
+# gets ``queued``: both are ahead of its answer in its node's subscription.
+PUSH = (
+    _LIB
+    + """
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
   return redis.error_reply('job ' .. ARGV[1] .. ' exists')
 end
 local n = redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('PUBLISH', ARGV[3], '{"e":"todo_update","v":' .. n .. '}')
-return n - 1
+local ahead = n - 1
+local say = ARGV[4]
+if ahead == 1 then say = ARGV[5]
+elseif ahead > 1 then say = string.gsub(ARGV[6], '{n}', tostring(ahead)) end
+if KEYS[4] then
+  local who = '{"c":' .. cjson.encode(ARGV[7])
+  route(KEYS[3], KEYS[4], who .. ',"a":' .. cjson.encode(say) .. '}', ARGV[8], ARGV[9], ARGV[10])
+  local queued = who .. ',"e":"queued","d":{"id_hash":' .. cjson.encode(ARGV[1]) .. '}}'
+  route(KEYS[3], KEYS[4], queued, ARGV[8], ARGV[9], ARGV[10])
+else
+  redis.call('PUBLISH', ARGV[3], '{"a":' .. cjson.encode(say) .. '}')
+end
+count(ARGV[3], 'todo_update', n)
+return ahead
 """
+)
 
 # KEYS: jobs todo running owner | ARGV: token lease_ms channel -> job JSON or nil
 TAKE = (
@@ -216,11 +237,6 @@ end
 return raw
 """
 
-# KEYS: client log | ARGV: message(JSON object) ttl max_log node_prefix -> seq
-# Numbers the client's frame, keeps it for resume, and publishes it to the node that
-# holds the client, even when that is the caller: one subscription then delivers a
-# client's frames in the order Redis numbered them.
-ROUTE = _LIB + "return route(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
 
 # KEYS: client log | ARGV: node subject ttl -> {status, seq, voice, speed, frames...}
 # status: "ok", "unknown" (no such session) or "forbidden" (another subject's session)

@@ -20,6 +20,12 @@ from queues.store import JobStore, MemoryStore
 log = logging.getLogger(__name__)
 
 THINKING = "hmm... let me think"
+# What the asker hears while others wait ahead ("{n}": how many; the fleet's push
+# script fills it in Redis, from these same texts).
+WAITING_ONE = "1 job before this one"
+WAITING_MANY = "{n} jobs before this one"
+# The frame that tells the asker its job's id (``/ws`` ``queued``).
+QUEUED = "queued"
 
 
 class FifoQueue:
@@ -103,7 +109,8 @@ class TodoFifoQueue(FifoQueue):
         self._ready = asyncio.Condition()
 
     async def push_job(self, question: str, client_id: str | None = None) -> Job:
-        """Queue a question; raises QuestionError for an empty or oversized one."""
+        """Queue a question; raises QuestionError for an empty or oversized one. The
+        asker hears how long the wait is, then (with a client id) gets ``queued``."""
         job = Job(question=validate_question(question), client_id=client_id)
         ahead = self.size()
         self.push(job)
@@ -115,6 +122,8 @@ class TodoFifoQueue(FifoQueue):
             raise
         await self.wake()
         await self.emitter.speak(waiting_message(ahead), client_id)
+        if client_id is not None:
+            await self.emitter.event(QUEUED, {"id_hash": job.id_hash}, client_id)
         await self.emitter.counts(self)
         return job
 
@@ -136,4 +145,4 @@ def waiting_message(ahead: int) -> str:
     """What the original Genie says on push, given the jobs already waiting."""
     if ahead <= 0:
         return THINKING
-    return f"{ahead} job{'' if ahead == 1 else 's'} before this one"
+    return WAITING_ONE if ahead == 1 else WAITING_MANY.format(n=ahead)

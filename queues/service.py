@@ -70,8 +70,6 @@ class JobService(Protocol):
     # resume on any process (``shares_sessions``).
     shares_sessions: bool
 
-    async def tell(self, client_id: str, name: str, data: dict[str, Any]) -> None: ...
-
     async def attach_client(self, client_id: str, subject: str | None) -> None: ...
 
     async def note_voice(self, client_id: str, voice: str | None, speed: float | None) -> None: ...
@@ -267,9 +265,6 @@ class JobQueues:
     def running_here(self) -> int:
         """Jobs this process's consumers are running now."""
         return self.running.size()
-
-    async def tell(self, client_id: str, name: str, data: dict[str, Any]) -> None:
-        await self.todo.emitter.event(name, data, client_id)
 
     async def attach_client(self, client_id: str, subject: str | None) -> None:
         return None  # one process: every client is here

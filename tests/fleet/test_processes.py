@@ -53,6 +53,11 @@ async def test_a_web_only_node_asks_and_the_fleet_answers_once(redis_server: Red
             job_id = (await asker.next("queued"))["id_hash"]
             answer = OfflineHandler().answer(question)
             await answer_to(asker, answer)
+            # In the order of the one Redis step that queued it: the wait, the id, then
+            # (only after a consumer took it) the answer; numbered one after another.
+            own = [f for f in asker.seen if f.get("type") in ("audio_update", "queued")]
+            assert [f["type"] for f in own] == ["audio_update", "queued", "audio_update"]
+            assert [f["seq"] for f in own] == [1, 2, 3] and said(own[-1]) == answer
             for client in (asker, *watchers):  # the same count reaches every node
                 await eventually(lambda c=client: _saw(c, "done_update", 1))
             await page.wait_for("done_update", where=lambda e: e["value"] == 1)

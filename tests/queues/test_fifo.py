@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from unittest.mock import ANY
 
 import anyio
 import pytest
@@ -102,7 +103,13 @@ async def test_push_job_speaks_the_wait_and_counts() -> None:
         ("1 job before this one", "b"),
         ("2 jobs before this one", "a"),
     ]
-    assert recorder.events == [("todo_update", {"value": n}, None) for n in (1, 2, 3)]
+    # Each asker is told its job's id, then every client the new count.
+    assert recorder.events == [
+        event
+        for n, job_client in zip((1, 2, 3), ("a", "b", "a"), strict=True)
+        for event in (("queued", {"id_hash": ANY}, job_client), ("todo_update", {"value": n}, None))
+    ]
+    assert recorder.events[0][1] == {"id_hash": first.id_hash}
 
 
 @pytest.mark.anyio
