@@ -48,9 +48,15 @@ async def test_emits_reach_the_pages_of_every_process(redis_server: RedisServer)
         channel = Settings(redis_channel=prefix).socketio_channel
         outside = socketio.AsyncRedisManager(redis_server.url, channel=channel, write_only=True)
         try:
-            await outside.emit("todo_update", {"value": 42})
-            for page in pages:
-                await page.wait_for("todo_update", where=lambda d: d == {"value": 42})
+
+            async def heard_everywhere() -> bool:
+                # Emitted again until heard: each manager subscribes a moment after its
+                # first page connects.
+                await outside.emit("todo_update", {"value": 42})
+                await asyncio.sleep(0.2)
+                return all({"value": 42} in page.of("todo_update") for page in pages)
+
+            await eventually(heard_everywhere)
 
             async with httpx.AsyncClient(timeout=5) as http:
                 pushed = await http.get(f"{one.url}/push?question=what is 3 plus 3")
@@ -96,9 +102,13 @@ async def test_a_message_from_redis_takes_the_fast_path(
             message = {"method": "emit", "event": "run_update", "data": [{"value": 7}],
                        "binary": False, "namespace": "/", "room": None, "skip_sid": None,
                        "callback": None, "host_id": "another-node"}  # fmt: skip
-            redis_server.client().publish(settings.socketio_channel, json.dumps(message))
-            for page in pages:
-                await page.wait_for("run_update", where=lambda d: d == {"value": 7})
+
+            async def heard() -> bool:  # published again until the manager has subscribed
+                redis_server.client().publish(settings.socketio_channel, json.dumps(message))
+                await asyncio.sleep(0.2)
+                return all({"value": 7} in page.of("run_update") for page in pages)
+
+            await eventually(heard)
             assert 5 in delivered  # one hand-over to all five sockets at once
         finally:
             for page in pages:
@@ -112,10 +122,14 @@ async def test_a_peer_of_another_generation_is_reported(redis_server: RedisServe
         client = redis_server.client()
         old = {"method": "emit", "event": "x", "data": {"a": 1}, "namespace": "/",
                "room": None, "skip_sid": None, "callback": None, "host_id": "old"}  # fmt: skip
-        client.publish(channel, json.dumps(old))
-        client.publish(channel, pickle.dumps(old))
-        await eventually(lambda: _logged(node, "data not in a list"))
-        await eventually(lambda: _logged(node, "not JSON"))
+
+        async def reported(message: bytes | str, text: str) -> bool:
+            # Sent again until heard: the manager subscribes a moment after the first page.
+            client.publish(channel, message)
+            return text in node.log_text()
+
+        await eventually(lambda: reported(json.dumps(old), "data not in a list"), every=0.2)
+        await eventually(lambda: reported(pickle.dumps(old), "not JSON"), every=0.2)
         assert (await WsClient.connect(ws_url(node.ws_url))).client_id  # still serving
         await page.close()
 
@@ -123,7 +137,3 @@ async def test_a_peer_of_another_generation_is_reported(redis_server: RedisServe
 async def _done(node: ServerProcess, job_id: str) -> bool:
     async with httpx.AsyncClient(timeout=5) as http:
         return job_id in str((await http.get(f"{node.url}/get_queue/done")).json())
-
-
-async def _logged(node: ServerProcess, text: str) -> bool:
-    return text in node.log_text()
