@@ -102,13 +102,12 @@ class Client:
         if outbox is not None:
             outbox.push(body, key=key, urgent=urgent)
 
-    def deliver_numbered(self, body: str, seq: int, now: float) -> None:
-        """A frame the fleet numbered; one already seen (a replay raced it) is skipped."""
+    def deliver_numbered(self, body: str, seq: int) -> None:
+        """A frame the fleet numbered; one already seen (a replay raced it) is skipped.
+        Not kept in ``history``: a fleet resumes from the client's log in Redis."""
         if seq <= self.seq:
             return
         self.seq = seq
-        if self.history is not None:
-            self.history.add(body, now)
         outbox = self.outbox
         if outbox is not None:
             outbox.push(frames.with_seq(body, seq))

@@ -146,14 +146,14 @@ class ConnectionManager:
         """Encode once; every client (detached ones keep it for resume) gets it. A fan-out
         is never urgent, and a queue count replaces an older one still waiting."""
         body = frames.encode(payload)
-        tail = body[1:]  # sliced once: each client only splices its seq in front
-        now = time.monotonic()
         name = payload.get("type")
         key = name if name in frames.QUEUE_EVENTS else None
         if self.options.fleet:
             for client in self.live.values():
                 client.control_encoded(body, urgent=False, key=key)
             return
+        tail = body[1:]  # sliced once: each client only splices its seq in front
+        now = time.monotonic()
         targets = self.clients if self.options.history else self.live
         for client in targets.values():
             client.deliver(body, now, tail, key=key, urgent=False)
@@ -167,7 +167,7 @@ class ConnectionManager:
         if seq is None:
             client.deliver(frames.encode(payload), time.monotonic())
         else:
-            client.deliver_numbered(frames.encode(payload), seq, time.monotonic())
+            client.deliver_numbered(frames.encode(payload), seq)
         return True
 
     # --- upkeep -----------------------------------------------------------------------

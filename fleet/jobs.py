@@ -33,7 +33,6 @@ from queues.errors import (
     JobNotFoundError,
     QueueClosedError,
     QueueUnavailableError,
-    UnknownQueueError,
 )
 from queues.fifo import THINKING, WAITING_MANY, WAITING_ONE
 from queues.handlers import load_handler
@@ -41,9 +40,9 @@ from queues.models import Job, JobHandler, JobState, validate_question
 from queues.running import CANCELLED, run_handler, speech_for
 from queues.service import (
     COUNT_EVENTS,
-    QUEUE_ALIASES,
     cancel_all,
     close_handler,
+    queue_key,
     report_crash,
 )
 
@@ -227,9 +226,7 @@ class RedisJobQueues:
         return {i for i, raw in zip(wanted, raws, strict=True) if raw and not _job(raw).finished}
 
     async def listing(self, name: str) -> list[Job]:
-        key = QUEUE_ALIASES.get(name.strip().lower()) if isinstance(name, str) else None
-        if key is None:
-            raise UnknownQueueError(str(name), QUEUE_ALIASES)
+        key = queue_key(name)
         k = self.keys
         if key == "running":
             ids = list(reversed(await self._read(self.redis.zrange(k.running, 0, -1))))
@@ -276,16 +273,16 @@ class RedisJobQueues:
         up = self.bus is not None and self.bus.connected.is_set()
         received = dict(self.bus.received) if self.bus is not None else {}
         return {"backend": "redis", "status": "ok" if up else "degraded", "node": self.node,
-                "consumers": self.consumers, "running": len(self._running),
+                "consumers": self.consumers, "running": self.running_here(),
                 "prefix": self.keys.prefix, "received": received,
                 "takeovers": self.takeovers}  # fmt: skip
 
     async def wait_idle(self) -> None:
         """Return once the fleet's todo is empty and nothing runs anywhere."""
+        k = self.keys
         while True:
-            k = self.keys
-            todo = await self.redis.llen(k.todo)
-            running = await self.redis.zcard(k.running)
+            pipe = self.redis.pipeline(transaction=False)
+            todo, running = await pipe.llen(k.todo).zcard(k.running).execute()
             stop_if_cancelled()
             if todo == 0 and running == 0:
                 return
@@ -380,13 +377,13 @@ class RedisJobQueues:
         finally:
             self._running.pop(job.id_hash, None)
 
-    async def _finish(self, job: Job, speech: str) -> bool:
+    async def _finish(self, job: Job, speech: str) -> None:
         """Record the outcome and send the asker ``speech`` in one script, retrying while
-        Redis is down; False when the lease was lost meanwhile (another node took the job
-        over and answers it)."""
+        Redis is down. Refused when the lease was lost meanwhile: another node took the
+        job over and answers it."""
         k = self.keys
         keys = [k.jobs, k.running, k.owner, getattr(k, job.state.value)]
-        event = f"{job.state.value}_update"
+        event = COUNT_EVENTS[job.state.value]
         data = json.dumps(job.to_dict())
         args = [job.id_hash, self.node, data, self.history_limit, k.events, event]
         if job.client_id is None:
@@ -403,8 +400,6 @@ class RedisJobQueues:
                 await asyncio.sleep(POLL)
         if kept < 0:
             log.warning("job %s: lease lost while it ran; another node answers it", job.id_hash)
-            return False
-        return True
 
     async def _reclaim(self) -> list[str]:
         k = self.keys
@@ -420,10 +415,9 @@ class RedisJobQueues:
 
     async def _upkeep(self) -> None:
         """Leases renewed, expired ones reaped, this node and its clients kept alive."""
-        every = min(self.lease / 3, 5.0)
         k = self.keys
         while True:
-            await asyncio.sleep(every)
+            await asyncio.sleep(self._upkeep_every())
             try:
                 if self._running:
                     args = [self.node, self._lease_ms(), *self._running]
@@ -455,15 +449,11 @@ class RedisJobQueues:
             if "a" in message:
                 await self._emit_audio(message["a"], None)
                 return
-            name = message["e"]
-            if name in COUNTED:
-                value = message["v"]
-                self._counts[COUNTED[name]] = value
-                if name == "todo_update" and value > 0:
-                    self._wake.set()
-                await self._emit_event(name, {"value": value}, None)
-            else:
-                await self._emit_event(name, message.get("d") or {}, None)
+            name, value = message["e"], message["v"]  # a queue count
+            self._counts[COUNTED[name]] = value
+            if name == "todo_update" and value > 0:
+                self._wake.set()
+            await self._emit_event(name, {"value": value}, None)
         except Exception:
             log.exception("delivering a fleet event failed")
 
@@ -486,12 +476,10 @@ class RedisJobQueues:
     # --- helpers ----------------------------------------------------------------------------
 
     async def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        try:
-            return await self._scripts[script](keys=keys, args=args)
-        except DOWN as exc:
-            raise QueueUnavailableError(f"Redis: {exc}", RETRY_AFTER) from None
+        return await self._read(self._scripts[script](keys=keys, args=args))
 
     async def _read(self, pending: Any) -> Any:
+        """Await a Redis call; Redis down is QueueUnavailableError (a 503 to the asker)."""
         try:
             return await pending
         except DOWN as exc:
@@ -503,8 +491,11 @@ class RedisJobQueues:
     def _lease_ms(self) -> int:
         return int(self.lease * 1000)
 
+    def _upkeep_every(self) -> float:
+        return min(self.lease / 3, 5.0)  # three renewals within a lease
+
     def _alive_ttl(self) -> float:
-        return max(self.lease, 3 * min(self.lease / 3, 5.0))
+        return max(self.lease, 3 * self._upkeep_every())
 
 
 def _job(raw: str) -> Job:

@@ -106,11 +106,9 @@ class RunningFifoQueue(FifoQueue):
         self.delete_by_id_hash(job.id_hash)
         if error is None:
             job.state, job.answer, job.finished_at = JobState.DONE, answer, time.time()
-            target = self._done
+            target, forgotten = self._done, remember(self._done, job, self.history_limit)
         else:
-            job.state, job.error, job.finished_at = JobState.DEAD, error, time.time()
-            target = self._dead
-        forgotten = remember(target, job, self.history_limit)
+            target, forgotten = self._dead, self._to_dead(job, error)
         await self._persist(job)
         for old in forgotten:
             await self._forget(old)

@@ -254,10 +254,7 @@ class JobQueues:
 
     def queue(self, name: str) -> FifoQueue:
         """ "todo", "run"/"running", "done" or "dead"."""
-        key = QUEUE_ALIASES.get(name.strip().lower()) if isinstance(name, str) else None
-        if key is None:
-            raise UnknownQueueError(str(name), QUEUE_ALIASES)
-        return self._queues[key]
+        return self._queues[queue_key(name)]
 
     def counts(self) -> dict[str, int]:
         return {name: queue.size() for name, queue in self._queues.items()}
@@ -289,6 +286,14 @@ class JobQueues:
         await self.running.wait_idle()
 
 
+def queue_key(name: object) -> str:
+    """The queue a name means ("run" -> "running"); UnknownQueueError if none."""
+    key = QUEUE_ALIASES.get(name.strip().lower()) if isinstance(name, str) else None
+    if key is None:
+        raise UnknownQueueError(str(name), QUEUE_ALIASES)
+    return key
+
+
 def report_crash(task: asyncio.Task[None]) -> None:
     """Done-callback of the queues' tasks (consumers, upkeep): they only end by
     cancellation; anything else is a bug worth shouting about."""
@@ -315,7 +320,7 @@ def build_job_queues(
     """The queues ``config.Settings`` asks for: the fleet's on Redis when
     ``redis_url`` is set, else this process's (handler, store, consumers, timeout)."""
     if settings.redis_url:
-        # Imported here: the in-process default needs no Redis client installed.
+        # Imported here: fleet builds on this module (a top-level import is circular).
         from fleet import RedisJobQueues
 
         return RedisJobQueues.from_settings(settings, emit_audio, emit_event)

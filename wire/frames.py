@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from queues.fifo import QUEUED  # the queues send it to the asker of a job
+
 CONNECTION_ESTABLISHED = "connection_established"
 AUDIO_UPDATE = "audio_update"
-QUEUED = "queued"
 RESUMED = "resumed"
 PING = "ping"
 PONG = "pong"
