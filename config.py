@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent
@@ -133,6 +133,13 @@ class Settings(BaseSettings):
         "genie",
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",
         description="Prefix of every Redis key and channel: one per environment.",
+    )
+    socketio_channel: str = Field(
+        "",
+        pattern=r"^[A-Za-z0-9_.-]{0,64}$",
+        description="Socket.IO message-queue channel shared by every server, Flask and "
+        "FastAPI alike (default: '<GENIE_REDIS_CHANNEL>-socketio'). Set it only to keep an "
+        "existing Flask-SocketIO channel such as 'flask-socketio'; every server must agree.",
     )
 
     job_lease: float = Field(
@@ -261,7 +268,9 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @property
-    def socketio_channel(self) -> str:
-        """The Socket.IO message-queue channel: one name for every server of the fleet."""
-        return f"{self.redis_channel}-socketio"
+    @model_validator(mode="after")
+    def _default_socketio_channel(self) -> Settings:
+        # One setting names both: derived from the fleet's prefix unless set.
+        if not self.socketio_channel:
+            self.socketio_channel = f"{self.redis_channel}-socketio"
+        return self

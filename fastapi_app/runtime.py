@@ -67,7 +67,9 @@ class Runtime:
         if self.features.synthesize:
             self.speech = await stack.enter_async_context(build_speech_engine(self.settings))
         stack.push_async_callback(self.streams.aclose)
-        queues = build_job_queues(self.settings, self.hub.emit_audio, self.hub.emit_event)
+        queues = build_job_queues(
+            self.settings, self.hub.emit_audio, self.hub.emit_event, server="fastapi"
+        )
         self.queues = await stack.enter_async_context(queues)
         stack.push_async_callback(self._stop_tasks)
         self.spawn(self.legacy.run_clock(self.settings.clock_interval), "genie-clock")

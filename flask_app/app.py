@@ -31,11 +31,13 @@ def create_app(
     """The Flask app; its ``SocketIO`` is ``app.extensions["socketio"]``.
 
     ``message_queue`` (e.g. ``redis://host:6379/0``) goes to Flask-SocketIO so several
-    server processes can emit to each other's clients.
+    server processes can emit to each other's clients. On a fleet (``redis_url``) it is
+    the fleet's Redis, on the channel the FastAPI servers use (``socketio_channel``).
     """
     if async_mode not in ASYNC_MODES:
         raise ValueError(f"unsupported async mode {async_mode!r}; valid: threading, gevent")
     settings = settings if settings is not None else Settings()
+    queue = _message_queue(settings, message_queue)
     # No built-in static route: ours refuses anything outside static/ with a JSON 404.
     app = Flask(__name__, static_folder=None)
     # "//" in a path would otherwise be a 308 redirect instead of a plain refusal.
@@ -43,7 +45,7 @@ def create_app(
     socketio = SocketIO(
         app,
         async_mode=async_mode,
-        message_queue=message_queue,
+        **queue,
         cors_allowed_origins=_origins(settings.allowed_origins),
         ping_interval=settings.sio_ping_interval,
         ping_timeout=settings.sio_ping_timeout,
@@ -69,6 +71,23 @@ def runtime(app: Flask) -> Runtime:
 
 def socketio_of(app: Flask) -> SocketIO:
     return app.extensions["socketio"]
+
+
+def _message_queue(settings: Settings, given: str | None) -> dict[str, str | None]:
+    """Flask-SocketIO's queue options. On a fleet: its Redis and the channel every server
+    shares (a second URL would split the pages). Else ``given`` on Flask-SocketIO's own
+    default channel, as the legacy set-up had it."""
+    if settings.redis_url is None:
+        return {"message_queue": given}
+    if given not in (None, settings.redis_url):
+        from fleet.link import redact
+
+        raise ValueError(
+            f"--message-queue {redact(given)} differs from GENIE_REDIS_URL "
+            f"{redact(settings.redis_url)}: on a fleet, Socket.IO shares the fleet's Redis "
+            "(leave --message-queue out)"
+        )
+    return {"message_queue": settings.redis_url, "channel": settings.socketio_channel}
 
 
 def _origins(allowed: list[str]) -> str | list[str] | None:

@@ -25,6 +25,8 @@ class Emitter(Protocol):
         self, name: str, data: dict[str, Any], client_id: str | None = None
     ) -> None: ...
 
+    def broadcast(self, name: str, data: dict[str, Any]) -> None: ...
+
 
 @dataclass(eq=False)
 class Core:
@@ -39,7 +41,7 @@ class Core:
     ) -> Core:
         """Enter the speech engine, then the queues (so they close first)."""
         speech = await stack.enter_async_context(build_speech_engine(settings))
-        queues = build_job_queues(settings, emitter.emit_audio, emitter.emit_event)
+        queues = build_job_queues(settings, emitter.emit_audio, emitter.emit_event, server="flask")
         await stack.enter_async_context(queues)
         return cls(settings, queues, speech, emitter)
 
@@ -64,7 +66,7 @@ class Core:
         """Forget a finished job; its count, then the gong, go to every page."""
         await self.queues.delete(id_hash)
         sound = legacy.notification_sound(self.settings.notification_sound)
-        await self.emitter.emit_event(legacy.NOTIFICATION_SOUND_UPDATE, sound)
+        self.emitter.broadcast(legacy.NOTIFICATION_SOUND_UPDATE, sound)
         return legacy_http.deleted(id_hash)
 
     def health(self) -> dict[str, Any]:

@@ -6,6 +6,11 @@ Flask-SocketIO from its own side, in the order the core made them.
 
 ``audio_update`` is built as the original server did (seed 003):
 ``url_for('get_tts_audio') + "?tts_text=" + quoted msg``, broadcast to every page.
+
+On a fleet every process hears the queues' events on the fleet's own bus, so they go to
+this server's pages only (``ignore_queue``): through the Socket.IO message queue as well,
+each page would get one copy per server. ``broadcast`` (the delete gong) has no such
+bus and goes through the message queue to every page of every server.
 """
 
 from __future__ import annotations
@@ -23,9 +28,12 @@ log = logging.getLogger(__name__)
 
 
 class SocketEmitter:
-    def __init__(self, socketio: SocketIO, handoff: Handoff, audio_path: str) -> None:
+    def __init__(
+        self, socketio: SocketIO, handoff: Handoff, audio_path: str, *, fleet: bool = False
+    ) -> None:
         self._socketio = socketio
         self._handoff = handoff
+        self._local = fleet
         # url_for('legacy.get_tts_audio'), resolved once at app creation (it honours
         # APPLICATION_ROOT; a URL cannot be built outside a request without SERVER_NAME).
         self._audio_path = audio_path
@@ -47,7 +55,11 @@ class SocketEmitter:
 
     def emit(self, name: str, data: dict[str, Any], to: str | None = None) -> None:
         """Broadcast (``to`` None: queue counts and legacy audio) or send to one sid."""
-        self._handoff.post(self._socketio.emit, name, data, to=to)
+        self._handoff.post(self._socketio.emit, name, data, to=to, ignore_queue=self._local)
+
+    def broadcast(self, name: str, data: dict[str, Any]) -> None:
+        """To every page of every server (through the message queue, when there is one)."""
+        self._handoff.post(self._socketio.emit, name, data)
 
 
 class Clock:
@@ -64,7 +76,9 @@ class Clock:
             if self._stopped.is_set():
                 return
             try:
-                self._socketio.emit(legacy.TIME_UPDATE, legacy.time_update())
+                # Each server ticks its own pages: through a message queue every page
+                # would get one tick per server.
+                self._socketio.emit(legacy.TIME_UPDATE, legacy.time_update(), ignore_queue=True)
             except Exception:
                 log.exception("time_update failed; the clock keeps going")
 

@@ -1,4 +1,5 @@
-"""The original Genie HTTP routes (DESIGN "Wire protocols"), plus ``/health``.
+"""The original Genie HTTP routes (DESIGN "Wire protocols"), plus ``/health`` and
+``/metrics``.
 
 Handlers stay thin: parse the request, run the work on the core (``Runtime.call``),
 shape the answer. What the answers say comes from ``wire.legacy_http``.
@@ -6,16 +7,20 @@ shape the answer. What the answers say comes from ``wire.legacy_http``.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request, send_file
+from flask import Blueprint, Response, abort, current_app, request, send_file
 
 from config import STATIC_DIR
+from flask_app import metrics as app_metrics
 from flask_app.core import Core
 from flask_app.errors import json_response
 from flask_app.runtime import Runtime
+from queues.metrics import CONTENT_TYPE
 from wire import legacy_http
 
 legacy = Blueprint("legacy", __name__)
 service = Blueprint("service", __name__)
+# Each app that registers the blueprint gets its own metrics registry.
+service.record_once(lambda state: app_metrics.init_app(state.app))
 
 
 def runtime() -> Runtime:
@@ -76,3 +81,11 @@ def health() -> Response:
             **rt.call(Core.health),
         }
     )
+
+
+@service.get("/metrics")
+def metrics() -> Response:
+    if not runtime().settings.metrics_enabled:
+        abort(404)
+    body = app_metrics.metrics_of(current_app).render()
+    return Response(body, content_type=CONTENT_TYPE)

@@ -39,7 +39,9 @@ class Runtime:
         self.async_mode = async_mode
         self.handoff = make_handoff(async_mode)
         self.bridge: CoreBridge[Core] = CoreBridge(self.handoff, call_timeout=CALL_TIMEOUT)
-        self.emitter = SocketEmitter(socketio, self.handoff, audio_path)
+        self.emitter = SocketEmitter(
+            socketio, self.handoff, audio_path, fleet=settings.redis_url is not None
+        )
         self.clock = Clock(socketio, settings.clock_interval)
         self._drainer: Any = None
         self._lock = threading.Lock()  # never held across a switch: gevent-safe too

@@ -95,8 +95,12 @@ class RedisJobQueues:
         session_ttl: float = 90.0,
         session_frames: int = 256,
         max_attempts: int = 3,
+        server: str = "genie",
+        socketio_channel: str | None = None,
     ) -> None:
         self.url, self.keys, self.node = url, Keys(prefix), link.node_name()
+        self.server = server
+        self.socketio_channel = socketio_channel  # None: a queue without Socket.IO pages
         self.consumers, self.job_timeout, self.lease = consumers, job_timeout, lease
         self.history_limit, self.max_attempts = history_limit, max_attempts
         self.session_ttl, self.session_frames = max(1, round(session_ttl)), session_frames
@@ -114,7 +118,7 @@ class RedisJobQueues:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, emit_audio: EmitAudio, emit_event: EmitEvent
+        cls, settings: Settings, emit_audio: EmitAudio, emit_event: EmitEvent, *, server: str
     ) -> RedisJobQueues:
         assert settings.redis_url is not None
         return cls(
@@ -129,6 +133,8 @@ class RedisJobQueues:
             history_limit=settings.history_limit,
             session_ttl=settings.ws_resume_window + 60,
             session_frames=max(settings.ws_resume_frames, 1),
+            server=server,
+            socketio_channel=settings.socketio_channel,
         )
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -143,8 +149,10 @@ class RedisJobQueues:
                              for name in ("PUSH", "TAKE", "RENEW", "FINISH", "RECLAIM",
                                           "CANCEL", "DELETE", "RESUME")}  # fmt: skip
             for warning in await link.announce(
-                self.redis, self.keys, self.node, self.consumers, self._alive_ttl()
-            ):
+                self.redis, self.keys, self.node, consumers=self.consumers,
+                ttl=self._alive_ttl(), socketio_channel=self.socketio_channel,
+                server=self.server,
+            ):  # fmt: skip
                 log.warning("%s", warning)
             await self._refresh_counts()
         except BaseException:

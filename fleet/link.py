@@ -1,9 +1,11 @@
 """One process's link to the fleet's Redis: connecting, the start-up checks, the node
 registry and the key names.
 
-A node announces itself in ``P:nodes`` (kit version, wire format, consumers) and keeps
-``P:alive:<node>`` fresh; a process that sees a peer with another version or wire format
-on the same prefix warns loudly at start, since their messages would be misread.
+A node announces itself in ``P:nodes`` (kit version, wire format, consumers, server kind,
+Socket.IO channel) and keeps ``P:alive:<node>`` fresh. A process that sees a peer with
+another version or wire format on the same prefix warns loudly at start, since their
+messages would be misread; one whose Socket.IO channel differs from a peer's refuses to
+start.
 """
 
 from __future__ import annotations
@@ -108,11 +110,22 @@ async def check_reachable(client: aioredis.Redis, url: str) -> None:
 
 
 async def announce(
-    client: aioredis.Redis, keys: Keys, node: str, consumers: int, ttl: float
+    client: aioredis.Redis,
+    keys: Keys,
+    node: str,
+    *,
+    consumers: int,
+    ttl: float,
+    socketio_channel: str | None,
+    server: str,
 ) -> list[str]:
-    """Register this node and return warnings about peers that speak another format."""
+    """Register this node and return warnings about peers that speak another format.
+
+    Refuses (``FleetConfigError``) when a live peer's Socket.IO channel differs: the two
+    servers' legacy pages would each hear only their own server, with no error anywhere.
+    """
     me = {"version": KIT_VERSION, "wire": WIRE_FORMAT, "consumers": consumers,
-          "started": time.time()}  # fmt: skip
+          "started": time.time(), "socketio": socketio_channel, "server": server}  # fmt: skip
     peers = await client.hgetall(keys.nodes)
     alive = await _alive(client, keys, list(peers))
     warnings = []
@@ -123,6 +136,14 @@ async def announce(
             info = json.loads(raw)
         except ValueError:
             info = {}
+        theirs = info.get("socketio")
+        if None not in (theirs, socketio_channel) and theirs != socketio_channel:
+            raise FleetConfigError(
+                f"Socket.IO channel mismatch on prefix {keys.prefix!r}: this {server} server "
+                f"uses {socketio_channel!r}, peer {peer} ({info.get('server', '?')}) uses "
+                f"{theirs!r}. A legacy page would only hear its own server. Give every "
+                "server the same GENIE_SOCKETIO_CHANNEL (or leave it unset everywhere)."
+            )
         if info.get("wire") != WIRE_FORMAT or info.get("version") != KIT_VERSION:
             warnings.append(
                 f"peer {peer} on prefix {keys.prefix!r} runs kit {info.get('version')} with "

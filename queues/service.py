@@ -315,15 +315,16 @@ async def close_handler(handler: JobHandler) -> None:
 
 
 def build_job_queues(
-    settings: Settings, emit_audio: EmitAudio, emit_event: EmitEvent
+    settings: Settings, emit_audio: EmitAudio, emit_event: EmitEvent, *, server: str
 ) -> JobService:
     """The queues ``config.Settings`` asks for: the fleet's on Redis when
-    ``redis_url`` is set, else this process's (handler, store, consumers, timeout)."""
+    ``redis_url`` is set, else this process's (handler, store, consumers, timeout).
+    ``server`` ("flask", "fastapi") names this process to its fleet peers."""
     if settings.redis_url:
         # Imported here: fleet builds on this module (a top-level import is circular).
         from fleet import RedisJobQueues
 
-        return RedisJobQueues.from_settings(settings, emit_audio, emit_event)
+        return RedisJobQueues.from_settings(settings, emit_audio, emit_event, server=server)
     if settings.consumers == 0:
         log.warning("GENIE_CONSUMERS=0 without GENIE_REDIS_URL: no process answers jobs")
     return JobQueues(

@@ -1,5 +1,6 @@
-"""Fleet nodes for the process tests: real ``python -m fastapi_app`` processes on one
-real ``redis-server``, each under its own key prefix per test."""
+"""Fleet nodes for the process tests: real ``python -m fastapi_app`` (and
+``python -m flask_app``) processes on one real ``redis-server``, each fleet under its own
+key prefix."""
 
 from __future__ import annotations
 
@@ -13,24 +14,37 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from tests.fastapi_app.helpers import WsClient
-from tests.flask_app.launch import ServerProcess, fastapi_server
+from tests.flask_app.launch import ServerProcess, fastapi_server, flask_server
 
 SLEEPY = "tests.fastapi_app.handlers:sleepy"
 
 
+FLASK_THREADING = {"kind": "threading"}
+FLASK_GEVENT = {"kind": "gevent"}
+
+
+def node(redis_url: str, prefix: str, role: dict[str, Any]) -> ServerProcess:
+    """A server on the fleet ``prefix``: FastAPI, or Flask when the role names an async
+    mode as ``kind``; the role's other keys are settings."""
+    settings = {"redis_url": redis_url, "redis_channel": prefix, **role}
+    kind = settings.pop("kind", "fastapi")
+    if kind == "fastapi":
+        return fastapi_server(settings=settings)
+    return flask_server(kind, settings=settings)
+
+
 @contextlib.contextmanager
 def fleet(redis_url: str, *roles: dict[str, Any], **common: Any) -> Iterator[list[ServerProcess]]:
-    """Start one FastAPI process per ``roles`` entry (settings), all on one prefix."""
+    """Start one process per ``roles`` entry (settings), all on one prefix."""
     prefix = f"t{uuid.uuid4().hex[:8]}"
     nodes: list[ServerProcess] = []
     try:
         for role in roles:
-            settings = {"redis_url": redis_url, "redis_channel": prefix, **common, **role}
-            nodes.append(fastapi_server(settings=settings).start())
+            nodes.append(node(redis_url, prefix, {**common, **role}).start())
         yield nodes
     finally:
-        for node in nodes:
-            node.close()
+        for server in nodes:
+            server.close()
 
 
 def said(frame: dict[str, Any]) -> str:
