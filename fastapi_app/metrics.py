@@ -3,7 +3,8 @@
 
 The app's series live in a registry of their own, so several apps in one process (the
 tests) never collide, and most are read at scrape time from plain counters: the
-per-frame hot path does no locking for metrics.
+per-frame hot path does no locking for metrics. The series Flask's ``/metrics`` has too
+(connections, jobs, fleet) are built by ``queues.metrics``.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from queues.metrics import connection_metrics, exposition, job_metrics
+
 if TYPE_CHECKING:
     from fastapi_app.runtime import Runtime
-
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class AppMetrics:
@@ -47,7 +48,7 @@ class AppMetrics:
         self.registry.register(_RuntimeCollector(runtime))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry) + generate_latest(REGISTRY)
+        return exposition(self.registry)
 
 
 class _RuntimeCollector(Collector):
@@ -58,12 +59,8 @@ class _RuntimeCollector(Collector):
         rt = self._runtime()
         if rt is None:
             return
-        conns = GaugeMetricFamily(
-            "genie_connections", "Open client connections.", labels=["transport"]
-        )
-        conns.add_metric(["ws"], len(rt.connections) if rt.connections else 0)
-        conns.add_metric(["socketio"], rt.legacy.connected)
-        yield conns
+        ws = len(rt.connections) if rt.connections else 0
+        yield connection_metrics({"ws": ws, "socketio": rt.legacy.connected})
         if rt.connections is not None:
             yield GaugeMetricFamily(
                 "genie_ws_clients_detached",
@@ -89,7 +86,7 @@ class _RuntimeCollector(Collector):
                 "Sockets closed 1011 for missing heartbeats.",
                 value=rt.connections.heartbeat_closed,
             )
-        yield from _job_metrics(rt)
+        yield from job_metrics(rt.queues)  # on the loop: the scrape runs there
         yield GaugeMetricFamily(
             "genie_audio_streams_open", "Audio streams being sent.", value=len(rt.streams)
         )
@@ -98,39 +95,3 @@ class _RuntimeCollector(Collector):
             "Audio streams stopped because their client left.",
             value=rt.streams.cancelled_total,
         )
-
-
-def _job_metrics(rt: Runtime) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-    counts = rt.queues.counts()
-    jobs = GaugeMetricFamily(
-        "genie_jobs", "Jobs by state (the fleet's, on Redis).", labels=["state"]
-    )
-    for state, size in counts.items():
-        jobs.add_metric([state], size)
-    yield jobs
-    yield GaugeMetricFamily(
-        "genie_queue_depth", "Jobs waiting in todo.", value=counts.get("todo", 0)
-    )
-    health = rt.queues.health()
-    yield GaugeMetricFamily(
-        "genie_jobs_running_here", "Jobs this process is running.", value=health["running"]
-    )
-    if health["backend"] != "redis":
-        return
-    yield GaugeMetricFamily(
-        "genie_fleet_up", "1 while this process hears the fleet's Redis.",
-        value=1 if health["status"] == "ok" else 0,
-    )  # fmt: skip
-    received = CounterMetricFamily(
-        "genie_fleet_messages_received",
-        "Redis messages this process received: broadcast events, and frames for its clients.",
-        labels=["kind"],
-    )
-    for kind, count in health["received"].items():
-        received.add_metric([kind], count)
-    yield received
-    yield CounterMetricFamily(
-        "genie_fleet_takeovers",
-        "Running jobs this process took back from processes that stopped answering.",
-        value=health["takeovers"],
-    )

@@ -1,5 +1,6 @@
-"""Audio URLs sent to clients. Text is always percent-encoded (the original Genie put it
-in the URL raw, so '&', '#' or '?' in an answer broke the link)."""
+"""Audio URLs sent to clients, and where a browser finds the Genie page. Text is always
+percent-encoded (the original Genie put it in the URL raw, so '&', '#' or '?' in an
+answer broke the link)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from urllib.parse import quote, urlencode
 AUDIO_PATH = "/api/get-audio"
 LEGACY_AUDIO_PATH = "/get_tts_audio"
 ANSWER_PATH = "/get-answer"
+PAGE_PATH = "/genie"
 
 
 def audio_url(
@@ -42,3 +44,9 @@ def legacy_audio_url(msg: str) -> str:
 
 def answer_url(id_hash: str) -> str:
     return f"{ANSWER_PATH}/{quote(id_hash, safe='')}"
+
+
+def page_url(query: str = "") -> str:
+    """Where ``/`` sends a browser: the Genie page, with the query as it came
+    (``/?transport=ws`` -> ``/genie?transport=ws``)."""
+    return f"{PAGE_PATH}?{query}" if query else PAGE_PATH

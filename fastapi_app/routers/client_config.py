@@ -1,4 +1,5 @@
-"""The Genie page (``/genie``) and its transport decision (``GET /api/client-config``).
+"""The Genie page (``/genie``, and ``/`` sends a browser there) and its transport
+decision (``GET /api/client-config``).
 
 The decision is ``wire.rollout.decide``; this router only reads the cookie and the
 query, sets the bucket cookie and counts the decision in ``/metrics``
@@ -10,13 +11,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from prometheus_client import Counter
 
 from config import STATIC_DIR, Settings
 from fastapi_app.features import Features
 from fastapi_app.metrics import AppMetrics
-from wire import rollout
+from wire import rollout, urls
 
 PAGE = STATIC_DIR / "genie.html"
 
@@ -37,7 +38,16 @@ def build_router(settings: Settings, features: Features, metrics: AppMetrics | N
     )
     router = APIRouter(tags=["browser page"])
 
-    @router.get("/genie", response_class=FileResponse, summary="The Genie queue page")
+    @router.get(
+        "/",
+        response_class=RedirectResponse,
+        status_code=302,
+        summary="Redirects to the Genie page (JSON clients: /health)",
+    )
+    async def root(request: Request) -> RedirectResponse:
+        return RedirectResponse(urls.page_url(request.url.query), status_code=302)
+
+    @router.get(urls.PAGE_PATH, response_class=FileResponse, summary="The Genie queue page")
     async def genie_page() -> FileResponse:
         return FileResponse(PAGE, media_type="text/html", headers={"Cache-Control": "no-cache"})
 

@@ -1,4 +1,4 @@
-"""``/``, ``/health`` and (full stage) ``/metrics``."""
+"""``/health`` and (full stage) ``/metrics``. (``/`` is the Genie page's: ``client_config``.)"""
 
 from __future__ import annotations
 
@@ -8,15 +8,10 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from fastapi_app.deps import RuntimeDep
-from fastapi_app.metrics import CONTENT_TYPE
+from queues.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["service"])
 metrics_router = APIRouter(tags=["service"])
-
-
-@router.get("/", summary="What this server is")
-async def root(rt: RuntimeDep) -> dict[str, Any]:
-    return {"name": "Genie FastAPI server", "stage": rt.features.stage, "docs": "/docs"}
 
 
 @router.get("/health", summary="Liveness and a short status")

@@ -11,10 +11,13 @@
 // Both transports deliver the same page events with the legacy payloads:
 //   time_update {date}, todo_update|run_update|done_update|dead_update {value},
 //   audio_update {audioURL}, notification_sound_update {soundFile}
-// plus "state" ({state, transport, via, attempt, clientId, lastSeq, error}),
+// plus "state" ({state, transport, via, attempt, failedOpens, clientId, lastSeq, error}),
 // "queued" ({id_hash}) and "resumed" ({client_id, replayed, complete[, failed]}) on /ws
 // ("failed" holds the server's error code when the old session could not be resumed and
-// the client carries on as a new one).
+// the client carries on as a new one). failedOpens (/ws) counts the sockets in a row that
+// closed before the server's first frame: so ends /ws on a server without it (refused, or
+// accepted and closed at once, as Flask under gevent does), and on a server that is down;
+// a browser never says which.
 //
 // Socket.IO (legacy; both servers): the vendored socket.io client, questions by
 // GET /push?question=. It reconnects by itself.
@@ -53,7 +56,7 @@ export class GenieClient {
     this.wsPath = options.wsPath || "/ws";
     this.socketioPath = options.socketioPath || "/socket.io/";
     this._handlers = new Map();
-    this.info = { state: "idle", transport: this.transport, via: null, attempt: 0 };
+    this.info = { state: "idle", transport: this.transport, via: null, attempt: 0, failedOpens: 0 };
     this._impl = this.transport === "ws" ? new NativeWs(this) : new SocketIo(this);
   }
 
@@ -191,6 +194,8 @@ class NativeWs {
     this.waiters = []; // push() promises waiting for queued/error, oldest first
     this.stopped = true;
     this.attempt = 0;
+    this.heard = false; // the current socket has had a frame from the server
+    this.failedOpens = 0;
     this.timers = {};
   }
 
@@ -224,6 +229,7 @@ class NativeWs {
     const client = this.client;
     const url = client.base.replace(/^http/, "ws") + client.wsPath;
     const ws = (this.ws = new WebSocket(url));
+    this.heard = false;
     client._setState({ state: this.attempt ? "reconnecting" : "connecting", via: "/ws" });
     ws.onopen = () => this._onOpen(ws);
     ws.onmessage = (event) => this._onMessage(event.data);
@@ -248,6 +254,10 @@ class NativeWs {
       frame = JSON.parse(text);
     } catch {
       return;
+    }
+    if (!this.heard) {
+      this.heard = true;
+      this.failedOpens = this.client.info.failedOpens = 0;
     }
     this._armWatchdog();
     if (typeof frame.seq === "number") this._countSeq(frame.seq);
@@ -350,7 +360,9 @@ class NativeWs {
     }
     const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
     this.attempt += 1;
-    this.client._setState({ state: "reconnecting", attempt: this.attempt, error: event.reason || null });
+    if (!this.heard) this.failedOpens += 1;
+    const { attempt, failedOpens } = this;
+    this.client._setState({ state: "reconnecting", attempt, failedOpens, error: event.reason || null });
     this.timers.retry = setTimeout(() => this._open(), delay * (0.5 + Math.random() / 2));
   }
 

@@ -1,5 +1,6 @@
 // genie-page.js: the Genie queue page. Asks the server which transport to use
 // (GET /api/client-config), connects a GenieClient and keeps the page in step with it.
+// If the page's server is swapped for one without /ws, it switches to Socket.IO.
 
 import { GenieClient } from "./genie-client.js";
 
@@ -10,20 +11,26 @@ const token = params.get("token");
 
 // --- transport decision ----------------------------------------------------------------
 
-async function clientConfig() {
+async function fetchConfig() {
   const query = params.has("transport") ? `?transport=${encodeURIComponent(params.get("transport"))}` : "";
+  const res = await fetch(`/api/client-config${query}`, { cache: "no-store", credentials: "same-origin" });
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  return await res.json();
+}
+
+async function clientConfig() {
   try {
-    const res = await fetch(`/api/client-config${query}`, { cache: "no-store", credentials: "same-origin" });
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    return await res.json();
+    return await fetchConfig();
   } catch (err) {
     // A server without the route (e.g. the original Genie) still speaks Socket.IO.
     return { transport: "socketio", reason: "config_unavailable", detail: String(err.message || err) };
   }
 }
 
+const transportName = (transport) => (transport === "ws" ? "native /ws" : "Socket.IO");
+
 function showDecision(config) {
-  $("rollout-transport").textContent = config.transport === "ws" ? "native /ws" : "Socket.IO";
+  $("rollout-transport").textContent = transportName(config.transport);
   $("rollout-transport").dataset.transport = config.transport;
   $("rollout-reason").textContent = config.reason;
   $("rollout-reason").dataset.reason = config.reason;
@@ -150,8 +157,8 @@ function button(kind, label, id) {
 }
 
 class Lists {
-  constructor(client) {
-    this.client = client;
+  constructor(genie) {
+    this.genie = genie; // its client changes when the server moves
     this.busy = new Map(); // name -> promise of the fetch in flight
     this.again = new Set(); // names that changed while their fetch was in flight
   }
@@ -171,7 +178,7 @@ class Lists {
 
   async _load(name) {
     try {
-      const res = await this.client.fetch(`/get_queue/${name}`);
+      const res = await this.genie.client.fetch(`/get_queue/${name}`);
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const data = await res.json();
       const items = (data[`${name}_jobs`] || []).map(parseItem).filter(Boolean);
@@ -185,11 +192,9 @@ class Lists {
 
 // --- wiring ------------------------------------------------------------------------------
 
-function wire(client, config) {
-  const player = new AnswerPlayer($("player"));
-  const lists = new Lists(client);
-  window.genie = { client, config, player, lists };
-
+// The page's parts outlive a client: a server move replaces genie.client and genie.config.
+function wire(client, genie) {
+  const { player, lists } = genie;
   let lastState = null;
   client.on("state", (info) => {
     showState(info);
@@ -218,11 +223,9 @@ function wire(client, config) {
     log(data.failed ? `new session (${data.failed})` : `resumed (${data.replayed} frames replayed)`);
     QUEUES.forEach((name) => lists.refresh(name));
   });
-  wireForm(client);
-  wireDone(client, player);
 }
 
-function wireForm(client) {
+function wireForm(genie) {
   const input = $("question");
   $("ask").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -231,7 +234,7 @@ function wireForm(client) {
     input.value = "";
     $("push-status").textContent = "sending…";
     try {
-      const { id_hash: id } = await client.push(text);
+      const { id_hash: id } = await genie.client.push(text);
       $("push-status").textContent = `queued ${id ?? ""}`.trim();
       log(`asked: ${text}`);
     } catch (err) {
@@ -241,17 +244,17 @@ function wireForm(client) {
   });
 }
 
-function wireDone(client, player) {
+function wireDone(genie) {
   $("done-list").addEventListener("click", async (event) => {
     const target = event.target.closest("button");
     if (!target) return;
     const id = target.dataset.id;
     if (target.classList.contains("play")) {
-      player.enqueue(`/get-answer/${encodeURIComponent(id)}`);
+      genie.player.enqueue(`/get-answer/${encodeURIComponent(id)}`);
     } else if (target.classList.contains("delete")) {
       target.disabled = true;
       try {
-        await client.deleteJob(id);
+        await genie.client.deleteJob(id);
         log(`deleted ${id}`);
       } catch (err) {
         log(`could not delete ${id}: ${err.message}`);
@@ -261,8 +264,36 @@ function wireDone(client, player) {
   });
 }
 
-async function main() {
-  const config = await clientConfig();
+// --- following a server move ---------------------------------------------------------------
+
+// Behind a sticky proxy, the next request may land on another kind of server. Socket.IO
+// works on both, but /ws only on FastAPI, and to the page a server without /ws looks like
+// a server that is down (failedOpens, see genie-client.js). So after a few failed opens
+// in a row the page asks again: "socketio" means the server moved; no answer means it is
+// down (the client keeps retrying, and the next failure asks again).
+const MOVE_CHECK_AFTER = 2; // /ws sockets in a row that closed before the server's first frame
+
+function followMoves(client, genie) {
+  let asked = 0; // the failedOpens last asked about: one question per failed socket
+  client.on("state", async (info) => {
+    const failed = info.failedOpens || 0;
+    if (failed < MOVE_CHECK_AFTER) asked = 0; // the link worked in between: a new streak
+    if (failed < MOVE_CHECK_AFTER || failed === asked) return;
+    asked = failed;
+    let config;
+    try {
+      config = await fetchConfig();
+    } catch {
+      return;
+    }
+    if (client !== genie.client || config.transport === client.transport) return;
+    log(`server moved: now ${transportName(config.transport)}`);
+    client.close();
+    connect(genie, config);
+  });
+}
+
+function connect(genie, config) {
   showDecision(config);
   const client = new GenieClient({
     transport: config.transport,
@@ -271,9 +302,20 @@ async function main() {
     wsPath: config.ws_path || "/ws",
     socketioPath: config.socketio_path || "/socket.io/",
   });
-  wire(client, config);
+  Object.assign(genie, { client, config });
+  wire(client, genie);
+  if (client.transport === "ws") followMoves(client, genie); // Socket.IO works on both servers
   client.connect();
-  window.addEventListener("pagehide", () => client.close());
+}
+
+async function main() {
+  const config = await clientConfig();
+  const genie = (window.genie = { client: null, config: null, player: new AnswerPlayer($("player")) });
+  genie.lists = new Lists(genie);
+  wireForm(genie);
+  wireDone(genie);
+  connect(genie, config);
+  window.addEventListener("pagehide", () => genie.client.close());
 }
 
 main();

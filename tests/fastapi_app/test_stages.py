@@ -37,6 +37,10 @@ async def test_skeletal_answers_health_and_always_plays_the_sample(
     ):
         health = (await http.get("/health")).json()
         assert health["status"] == "ok" and health["stage"] == "skeletal"
+        # Every stage has the page (over Socket.IO here): "/" sends a browser to it.
+        root = await http.get("/")
+        assert root.status_code == 302 and root.headers["location"] == "/genie"
+        assert (await http.get("/genie")).status_code == 200
         for text in (SHORT, LONG):
             response = await _audio(http, text)
             assert response.headers["content-type"] == "audio/mpeg"

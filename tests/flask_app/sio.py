@@ -22,8 +22,9 @@ WAIT = 15.0
 
 
 class EventLog:
-    def __init__(self) -> None:
-        self.sio = socketio.AsyncClient(reconnection=False)
+    def __init__(self, **options: Any) -> None:
+        # No reconnection unless asked: a test sees a drop instead of papering over it.
+        self.sio = socketio.AsyncClient(**{"reconnection": False, **options})
         self.log: list[tuple[str, Any]] = []  # (event, data) in arrival order
         self._changed = asyncio.Event()
         for name in EVENTS:
