@@ -193,5 +193,7 @@ def status_text(fleet: Sequence[Server]) -> str:
              for row in rows]  # fmt: skip
     share = effective_percent(fleet)
     nobody = "nobody takes them (no server is UP with a weight: 503)"
-    lines.append(f"new browsers to FastAPI: {nobody if share is None else f'{share:.1f} %'}")
+    lines.append(
+        f"new browsers to FastAPI: {nobody if share is None else f'{round(share, 1):g} %'}"
+    )
     return "\n".join(lines)

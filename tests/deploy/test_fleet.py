@@ -240,7 +240,7 @@ async def test_the_rollout_command_line(proxy: HaproxyProcess) -> None:
     assert lines[0].split() == ["server", "kind", "state", "weight", "sessions"]
     assert lines[1].split() == ["flask-1", "flask", "UP", "1", "0"]
     assert lines[2].split() == ["fastapi-1", "fastapi", "UP", "1", "0"]
-    assert lines[3] == "new browsers to FastAPI: 50.0 %"
+    assert lines[3] == "new browsers to FastAPI: 50 %"
 
     missing = deploy_cli("rollout", "--admin-socket", socket_ + ".gone", "--status")
     assert missing.returncode == 1 and "no HAProxy admin socket" in missing.stderr
@@ -253,14 +253,14 @@ async def test_each_rollout_move_prints_what_it_did_and_the_result(
     assert main(["rollout", "--admin-socket", socket_, "--fastapi-percent", "10"]) == 0
     out = capsys.readouterr().out
     assert "set server genie/flask-1 weight 9\n" in out
-    assert out.rstrip().endswith("new browsers to FastAPI: 10.0 %")
+    assert out.rstrip().endswith("new browsers to FastAPI: 10 %")
     assert proxy.server_states()["flask-1"].weight == 9
 
     assert main(["rollout", "--admin-socket", socket_, "--drain", "flask"]) == 0
     out = capsys.readouterr().out
     assert "set server genie/flask-1 state maint\n" in out
-    assert "flask-1    flask    MAINT" in out and "FastAPI: 100.0 %" in out
+    assert "flask-1    flask    MAINT" in out and "FastAPI: 100 %" in out
 
     assert main(["rollout", "--admin-socket", socket_, "--kill-switch"]) == 0
     out = capsys.readouterr().out
-    assert "set server genie/flask-1 state ready\n" in out and "FastAPI: 0.0 %" in out
+    assert "set server genie/flask-1 state ready\n" in out and "FastAPI: 0 %" in out

@@ -115,12 +115,12 @@ def test_status_shows_each_server_and_the_share_that_takes_new_browsers() -> Non
         "flask-2    flask    MAINT  9       0",
         "fastapi-1  fastapi  DOWN   1       2",
     ]
-    assert text.splitlines()[-1] == "new browsers to FastAPI: 0.0 %"  # fastapi-1 is down
+    assert text.splitlines()[-1] == "new browsers to FastAPI: 0 %"  # fastapi-1 is down
     up = [
         Server("genie", "flask-1", "flask", 2, 0, 9),
         Server("genie", "fastapi-1", "fastapi", 2, 0, 1),
     ]
-    assert status_text(up).endswith("new browsers to FastAPI: 10.0 %")
+    assert status_text(up).endswith("new browsers to FastAPI: 10 %")
     assert "nobody takes" in status_text([Server("genie", "flask-1", "flask", 0, 0, 1)])
 
 
