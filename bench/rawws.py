@@ -53,6 +53,7 @@ class WsClient(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.upgraded = False
+        self.cookies: dict[str, str] = {}  # from the handshake's Set-Cookie (a proxy's)
         loop = asyncio.get_running_loop()
         self.ready: asyncio.Future[dict[str, Any]] = loop.create_future()
         self.closed: asyncio.Future[int | None] = loop.create_future()
@@ -113,6 +114,11 @@ class WsClient(asyncio.Protocol):
         if b" 101 " not in status:
             self._fail(f"handshake refused: {status.decode(errors='replace')}")
             return False
+        for line in bytes(buf[:end]).decode(errors="replace").split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "set-cookie":
+                key, _, rest = value.strip().partition("=")
+                self.cookies[key] = rest.split(";", 1)[0]
         del buf[: end + 4]
         self.upgraded = True
         return True

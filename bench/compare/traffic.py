@@ -76,7 +76,7 @@ async def _push_http(http: aiohttp.ClientSession, port: int, k: int) -> None:
             await response.read()
 
 
-async def _drive(port: int, dialect: str, listen: Listen, rate: float, count: int) -> float:
+async def drive(port: int, dialect: str, listen: Listen, rate: float, count: int) -> float:
     """Send ``count`` pushes on schedule; return t0."""
     t0 = time.time() + 0.5
     listen.sched = [t0 + k / rate for k in range(count)]
@@ -112,7 +112,7 @@ async def broadcast_run(
         await asyncio.sleep(1.0)
         rss = group_rss_kb(server.pid)
         cpu0 = group_cpu(server.pid)
-        t0 = await _drive(port, target.dialect, listen, rate, count)
+        t0 = await drive(port, target.dialect, listen, rate, count)
         deadline = listen.sched[-1] + 15.0  # bounded: what never came is "lost"
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(listen.finished.wait(), max(1.0, deadline - time.time()))
