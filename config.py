@@ -234,7 +234,9 @@ class Settings(BaseSettings):
         description="Seconds a shutdown lets running jobs finish. Jobs still running or "
         "queued after it stay in the store (sqlite) and resume on the next start.",
     )
-    metrics_enabled: bool = Field(True, description="Serve /metrics (full stage).")
+    metrics_enabled: bool = Field(
+        True, description="Serve /metrics (FastAPI: full stage; Flask: always)."
+    )
 
     # --- staged rollout of the native /ws transport (browser client) ------------------------
     rollout_ws_percent: float = Field(

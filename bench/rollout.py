@@ -60,8 +60,8 @@ ANSWER = re.compile(rf"({traffic.TOKEN_BASE // 1000}[0-9]{{3}})(%20|\+| )plus")
 class Heard:
     """Arrivals per client, by the kind of server the proxy put it on."""
 
-    def __init__(self, sched: list[float]) -> None:
-        self.sched = sched
+    def __init__(self, listen: traffic.Listen) -> None:
+        self.listen = listen  # its schedule is set when the pushes start
         self.kind: dict[int, str] = {}
         self.done_seen: Counter[int] = Counter()
         self.broadcast: dict[str, list[float]] = {}
@@ -75,14 +75,14 @@ class Heard:
         if name == "done_update":
             k = self.done_seen[id(client)]
             self.done_seen[id(client)] += 1
-            if k < len(self.sched):
-                self.broadcast.setdefault(kind, []).append(now - self.sched[k])
+            if k < len(sched := self.listen.sched):
+                self.broadcast.setdefault(kind, []).append(now - sched[k])
         elif name == "audio_update":
             match = ANSWER.search(str(data.get("audioURL", "")))
             if match:
                 k = int(match.group(1)) - traffic.TOKEN_BASE
-                if 0 <= k < len(self.sched):
-                    self.job.setdefault(kind, []).append(now - self.sched[k])
+                if 0 <= k < len(sched := self.listen.sched):
+                    self.job.setdefault(kind, []).append(now - sched[k])
 
 
 def _summaries(by_kind: dict[str, list[float]]) -> dict[str, dict[str, float]]:
@@ -95,7 +95,7 @@ async def latency_step(
 ) -> dict[str, Any]:
     """``clients`` pages on ``port`` (the proxy or a server), ``pushes`` at ``rate``."""
     listen = traffic.Listen(expected_done=clients * pushes)
-    heard = Heard(listen.sched)
+    heard = Heard(listen)
 
     def on_event(client: rawws.WsClient, name: str, data: dict[str, Any], now: float) -> None:
         listen.on_event(client, name, data, now)
@@ -108,7 +108,6 @@ async def latency_step(
         await asyncio.sleep(1.0)
         cpu0 = {name: group_cpu(pid) for name, pid in pids.items()}
         await traffic.drive(port, dialect, listen, rate, pushes)
-        heard.sched[:] = listen.sched  # drive() set the schedule
         deadline = listen.sched[-1] + 15.0
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(listen.finished.wait(), max(1.0, deadline - time.time()))
@@ -158,7 +157,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )  # fmt: skip
         stack.callback(proxy.close)
         proxy.start()
-        pids = {kind: server.pid for kind, server in started.items()}
+        # CPU of each server and of the proxy (each leads its own process group).
+        pids = {**{kind: server.pid for kind, server in started.items()}, "haproxy": proxy.pid}
         steps = []
         for label, percent, dialect in STEPS:
             rollout.apply(proxy.api, rollout.Target(percent))
@@ -225,7 +225,7 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> list[str]:
             ", ".join(f"{k} {v:.1f}" for k, v in step["server_cpu_s"].items()),
         ])  # fmt: skip
     lines += md_table(["step", "p50", "p99", "p99 ratio", "p99 on Flask / on FastAPI",
-                       "lost done_updates", "server CPU s"], rows)  # fmt: skip
+                       "lost done_updates", "CPU s (servers, proxy)"], rows)  # fmt: skip
     rtt = result["health_rtt_ms"]
     lines += ["", "## What the proxy adds", "",
               "`GET /health` round trips, then the latency workload at 100 % FastAPI run "
@@ -237,6 +237,11 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> list[str]:
         rows.append(_added(name, _median_run(runs["direct"], key), _median_run(runs["proxy"], key)))
     lines += md_table(["measure", "direct p50", "proxy p50", "added p50", "direct p99",
                        "proxy p99", "added p99"], rows)  # fmt: skip
+    cpu = {way: statistics.median(r["server_cpu_s"][who] for r in runs[way])
+           for way, who in (("proxy", "haproxy"), ("direct", "fastapi"))}  # fmt: skip
+    lines += ["", f"CPU during a proxied run (median): HAProxy {cpu['proxy']:.2f} s, against "
+              f"{cpu['direct']:.2f} s for the FastAPI server itself on a direct run: the "
+              "proxy relays every frame of every page once more.", ""]  # fmt: skip
     lines += ["", "Servers: " + "; ".join(f"`{c}`" for c in result["servers"].values())]
     return lines
 

@@ -110,9 +110,12 @@ def _rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return parser().parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    root = parser()
-    args = root.parse_args(argv)
+    args = parse_args(argv)
     if args.command == "haproxy":
         return _haproxy(args)
     try:

@@ -4,7 +4,9 @@
   ``README.md`` is a command this kit runs: ``python -m X`` (the module exists and
   ``python -m X <the shown arguments> --help`` exits 0, so the shown flags parse),
   ``python -m pytest <paths>`` / ``python -m pip install -r <file>`` (the paths exist),
-  or ``curl`` against a loopback URL. Leading ``GENIE_*=value`` assignments are allowed.
+  or ``curl`` against a loopback URL, or one of the two Debian programs a fleet runs
+  (``redis-server``, ``haproxy``: ``.ci/run`` installs both). Leading ``GENIE_*=value``
+  assignments are allowed; a line ending in ``\\`` continues on the next.
 - Every file a doc references exists: relative Markdown links, and inline-code paths
   whose first segment is a top-level entry of the project (``fastapi_app/server.py``,
   ``tests/parity``, ``config.py``...).
@@ -17,6 +19,7 @@ import importlib
 import importlib.util
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +38,8 @@ ENV_ASSIGN = re.compile(r"^[A-Z_][A-Z0-9_]*=")
 INLINE = re.compile(r"(?<!`)`([^`\s<>*]+)`(?!`)")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 LOOPBACK = re.compile(r"^'?https?://(127\.0\.0\.1|localhost)(:\d+)?/")
+# Debian's programs (.ci/run installs them); Debian puts haproxy in /usr/sbin.
+SYSTEM_PROGRAMS = ("redis-server", "haproxy")
 
 
 def commands(path: Path) -> list[str]:
@@ -42,7 +47,7 @@ def commands(path: Path) -> list[str]:
     for lang, body in FENCE.findall(path.read_text(encoding="utf-8")):
         if lang not in SHELL_LANGS:
             continue
-        for line in body.splitlines():
+        for line in body.replace("\\\n", " ").splitlines():
             line = line.strip().removeprefix("$ ")
             if line and not line.startswith("#"):
                 out += [part.strip() for part in line.split("&&")]
@@ -111,6 +116,9 @@ def check_command(command: str) -> None:
     program, args = words[0], words[1:]
     if program == "python":
         _check_python(args)
+    elif program in SYSTEM_PROGRAMS:
+        found = shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
+        assert found, f"{program} is not installed: {command}"
     elif program == "curl":
         urls = [a for a in args if "://" in a]
         assert urls and all(LOOPBACK.match(u) for u in urls), f"curl off loopback: {command}"
