@@ -228,7 +228,7 @@ async def test_job_queues_api(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_build_job_queues_from_settings(tmp_path: Path) -> None:
     settings = Settings(store=f"sqlite:///{tmp_path}/s/jobs.db", consumers=2, job_timeout=7)
-    queues = build_job_queues(settings, Recorder().emit_audio, Recorder().emit_event)
+    queues = build_job_queues(settings, Recorder().emit_audio, Recorder().emit_event, server="test")
     assert isinstance(queues.store, SqliteStore) and queues.consumers == 2
     assert queues.running.job_timeout == 7
     assert isinstance(queues.running._handler, OfflineHandler)
