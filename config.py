@@ -115,6 +115,24 @@ class Settings(BaseSettings):
         "clients and queues questions for other processes (needs GENIE_REDIS_URL).",
     )
     store: str = Field("memory", description="Job store: 'memory' or 'sqlite:///path/to.db'.")
+    max_queued: int = Field(
+        500,
+        ge=0,
+        description="Questions waiting at most (the fleet's, with Redis); past it a question "
+        "is refused at once (HTTP 503 + Retry-After, /ws error 'busy'). 0: no cap.",
+    )
+    max_queued_per_client: int = Field(
+        3,
+        ge=0,
+        description="Questions one /ws client may have waiting; past it its next question is "
+        "refused (error 'busy'). 0: no cap.",
+    )
+    max_wait: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds a question may wait before it is no longer worth answering: it "
+        "goes to dead as 'expired' and its asker is told. 0: no limit.",
+    )
     history_limit: int = Field(
         1000,
         ge=1,

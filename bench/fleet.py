@@ -62,7 +62,7 @@ async def slow(job: Job) -> str:
 def node(redis_url: str | None, prefix: str, **settings: Any) -> Iterator[ServerProcess]:
     port = free_port()
     env = {"GENIE_LOG_LEVEL": "warning", "GENIE_RATE_LIMIT_QUERIES": "0",
-           "GENIE_CLOCK_INTERVAL": "3600"}  # fmt: skip
+           "GENIE_MAX_QUEUED_PER_CLIENT": "0", "GENIE_CLOCK_INTERVAL": "3600"}  # fmt: skip
     if redis_url:
         env |= {"GENIE_REDIS_URL": redis_url, "GENIE_REDIS_CHANNEL": prefix}
     env |= {f"GENIE_{k.upper()}": str(v) for k, v in settings.items()}

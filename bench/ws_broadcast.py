@@ -67,10 +67,12 @@ from bench.ws_report import RunResult, Scenario, print_result, report
 
 SERVER_ENV = {
     # Keep only the traffic under test: no 1 Hz time_update, quiet logs, and no
-    # per-client query limit for the job round-trip (one client sends them all).
+    # per-client query limit or queue cap for the job round-trip (one client sends them
+    # all).
     "GENIE_CLOCK_INTERVAL": "3600",
     "GENIE_LOG_LEVEL": "warning",
     "GENIE_RATE_LIMIT_QUERIES": "0",
+    "GENIE_MAX_QUEUED_PER_CLIENT": "0",
 }
 
 

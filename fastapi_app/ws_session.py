@@ -25,7 +25,7 @@ from fastapi_app.direct_frames import direct_writer
 from fastapi_app.errors import error_response
 from fastapi_app.runtime import Runtime
 from fastapi_app.security import AuthError, auth_frame_token, token_from_connection
-from queues.errors import QuestionError, QueueClosedError, QueueUnavailableError
+from queues.errors import QuestionError, QueueBusyError, QueueClosedError, QueueUnavailableError
 from queues.service import COUNT_EVENTS
 from tts.errors import TTSError
 from wire import frames
@@ -188,6 +188,8 @@ class WsSession:
             raise frames.FrameError(exc.code, str(exc)) from None
         except QueueClosedError:
             raise frames.FrameError("unavailable", "the server is shutting down") from None
+        except QueueBusyError as exc:
+            raise frames.FrameError(exc.code, str(exc), retry_after=exc.retry_after) from None
         except QueueUnavailableError as exc:
             raise frames.FrameError("unavailable", str(exc), retry_after=exc.retry_after) from None
         await self._prune_jobs(client)

@@ -28,9 +28,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from fleet import link, scripts
 from fleet.bus import Bus
 from fleet.link import DOWN, Keys, stop_if_cancelled
+from queues.admission import NO_CAPS, Admission
+from queues.admission import RETRY_AFTER as BUSY_RETRY_AFTER
 from queues.errors import (
     JobActiveError,
     JobNotFoundError,
+    QueueBusyError,
     QueueClosedError,
     QueueUnavailableError,
 )
@@ -95,11 +98,14 @@ class RedisJobQueues:
         session_ttl: float = 90.0,
         session_frames: int = 256,
         max_attempts: int = 3,
+        admission: Admission = NO_CAPS,
+        max_wait: float = 0.0,
         server: str = "genie",
         socketio_channel: str | None = None,
     ) -> None:
         self.url, self.keys, self.node = url, Keys(prefix), link.node_name()
         self.server = server
+        self.admission, self.max_wait = admission, max_wait
         self.socketio_channel = socketio_channel  # None: a queue without Socket.IO pages
         self.consumers, self.job_timeout, self.lease = consumers, job_timeout, lease
         self.history_limit, self.max_attempts = history_limit, max_attempts
@@ -133,6 +139,8 @@ class RedisJobQueues:
             history_limit=settings.history_limit,
             session_ttl=settings.ws_resume_window + 60,
             session_frames=max(settings.ws_resume_frames, 1),
+            admission=Admission.from_settings(settings),
+            max_wait=settings.max_wait,
             server=server,
             socketio_channel=settings.socketio_channel,
         )
@@ -214,12 +222,18 @@ class RedisJobQueues:
             raise QueueClosedError()
         job = Job(question=validate_question(question), client_id=client_id)
         k = self.keys
-        keys = [k.jobs, k.todo]
-        args = [job.id_hash, json.dumps(job.to_dict()), k.events, *WAITING]
+        caps = self.admission
+        keys = [k.jobs, k.todo, k.queued]
+        args = [job.id_hash, json.dumps(job.to_dict()), k.events, *WAITING,
+                caps.max_queued, caps.max_per_client, QueueBusyError.SPOKEN]  # fmt: skip
         if client_id is not None:
             keys += [k.client(client_id), k.client_log(client_id)]
             args += [client_id, *self._route_args()]
-        await self._call("PUSH", keys, args)
+        ahead = await self._call("PUSH", keys, args)
+        if ahead == -1:
+            raise QueueBusyError("total", caps.max_queued, BUSY_RETRY_AFTER)
+        if ahead == -2:
+            raise QueueBusyError("client", caps.max_per_client, BUSY_RETRY_AFTER)
         return job
 
     async def find(self, id_hash: str) -> Job | None:
@@ -261,7 +275,7 @@ class RedisJobQueues:
         """The client's queued jobs move to dead, unless it now lives on another node."""
         self._attached.discard(client_id)
         k = self.keys
-        keys = [k.jobs, k.todo, k.dead, k.client(client_id)]
+        keys = [k.jobs, k.todo, k.dead, k.client(client_id), k.queued]
         args = [client_id, self.node, CANCELLED, self.history_limit, k.events]
         try:
             raws = await self._scripts["CANCEL"](keys=keys, args=args)
@@ -355,7 +369,8 @@ class RedisJobQueues:
 
     async def _consume(self) -> None:
         k = self.keys
-        keys, args = [k.jobs, k.todo, k.running, k.owner], [self.node, self._lease_ms(), k.events]
+        keys = [k.jobs, k.todo, k.running, k.owner, k.queued]
+        args = [self.node, self._lease_ms(), k.events]
         while True:
             self._wake.clear()
             try:
@@ -375,7 +390,7 @@ class RedisJobQueues:
     async def _run(self, job: Job) -> None:
         self._running[job.id_hash] = job
         try:
-            answer, error = await run_handler(self._handler, job, self.job_timeout)
+            answer, error = await run_handler(self._handler, job, self.job_timeout, self.max_wait)
             if error is None:
                 job.state, job.answer = JobState.DONE, answer
             else:
@@ -411,7 +426,7 @@ class RedisJobQueues:
 
     async def _reclaim(self) -> list[str]:
         k = self.keys
-        keys = [k.jobs, k.todo, k.running, k.owner, k.dead]
+        keys = [k.jobs, k.todo, k.running, k.owner, k.dead, k.queued]
         args = [self.max_attempts, self.history_limit, k.events]
         taken = await self._scripts["RECLAIM"](keys=keys, args=args)
         if taken:

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 KIT_VERSION = "1.1"
 # Bump when the messages on the channels or the key layout change.
-WIRE_FORMAT = "genie-fleet/1"
+WIRE_FORMAT = "genie-fleet/2"
 # Errors meaning "Redis is not there right now" (as opposed to a bug in a command).
 DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
@@ -60,6 +60,7 @@ class Keys:
         self.prefix = prefix
         self.jobs, self.todo, self.running = f"{prefix}:jobs", f"{prefix}:todo", f"{prefix}:running"
         self.owner, self.done, self.dead = f"{prefix}:owner", f"{prefix}:done", f"{prefix}:dead"
+        self.queued = f"{prefix}:queued"
         self.events, self.nodes = f"{prefix}:events", f"{prefix}:nodes"
         self.node_prefix = f"{prefix}:node:"  # + node name: that node's per-client frames
 

@@ -6,6 +6,7 @@ Layout under the prefix ``P`` (``GENIE_REDIS_CHANNEL``):
 - ``P:todo``    list  oldest at the head; a push appends, a take pops the head
 - ``P:running`` zset  id -> lease deadline (ms, Redis clock)
 - ``P:owner``   hash  id -> lease token of the consumer running it
+- ``P:queued``  hash  client id -> its jobs waiting in todo (the per-client cap)
 - ``P:done`` / ``P:dead``  lists, newest at the head, trimmed to the history limit
 - ``P:c:<client>`` hash {node, subject, seq, voice, speed}; ``P:c:<client>:log`` the
   client's numbered frames for resume
@@ -41,6 +42,14 @@ local function route(client, log, body, ttl, max_log, node_prefix)
   if node then redis.call('PUBLISH', node_prefix .. node, msg) end
   return seq
 end
+-- A client's jobs waiting in todo, for the per-client cap (JSON null decodes to a
+-- truthy cjson.null: only a string is a client).
+local function queued(key, job, by)
+  if type(job.client_id) ~= 'string' then return end
+  if redis.call('HINCRBY', key, job.client_id, by) <= 0 then
+    redis.call('HDEL', key, job.client_id)
+  end
+end
 -- Newest first at the head of a history list; forget what falls past the limit.
 local function remember(jobs, list, id, limit)
   local n = redis.call('LPUSH', list, id)
@@ -54,14 +63,26 @@ local function remember(jobs, list, id, limit)
 end
 """
 
-# KEYS: jobs todo [client log]
-# ARGV: id json channel thinking waiting_one waiting_many [client ttl max_log node_prefix]
-# -> jobs waiting before this one. In the same step the asker hears how long the wait
-# is (routed to it, or published to every node without a client) and, with a client,
-# gets ``queued``: both are ahead of its answer in its node's subscription.
+# KEYS: jobs todo queued [client log]
+# ARGV: id json channel thinking waiting_one waiting_many max_queued max_per_client busy
+#       [client ttl max_log node_prefix]
+# -> jobs waiting before this one; -1 when the fleet's todo is full, -2 when this
+# client's share is (nothing queued; a client-less asker hears ``busy``). In the same
+# step the asker hears how long the wait is (routed to it, or published to every node
+# without a client) and, with a client, gets ``queued``: both are ahead of its answer
+# in its node's subscription.
 PUSH = (
     _LIB
     + """
+local max_queued, max_per_client = tonumber(ARGV[7]), tonumber(ARGV[8])
+if max_queued > 0 and redis.call('LLEN', KEYS[2]) >= max_queued then
+  if not KEYS[5] then redis.call('PUBLISH', ARGV[3], '{"a":' .. cjson.encode(ARGV[9]) .. '}') end
+  return -1
+end
+if KEYS[5] and max_per_client > 0
+    and tonumber(redis.call('HGET', KEYS[3], ARGV[10]) or '0') >= max_per_client then
+  return -2
+end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
   return redis.error_reply('job ' .. ARGV[1] .. ' exists')
 end
@@ -70,11 +91,12 @@ local ahead = n - 1
 local say = ARGV[4]
 if ahead == 1 then say = ARGV[5]
 elseif ahead > 1 then say = string.gsub(ARGV[6], '{n}', tostring(ahead)) end
-if KEYS[4] then
-  local who = '{"c":' .. cjson.encode(ARGV[7])
-  route(KEYS[3], KEYS[4], who .. ',"a":' .. cjson.encode(say) .. '}', ARGV[8], ARGV[9], ARGV[10])
-  local queued = who .. ',"e":"queued","d":{"id_hash":' .. cjson.encode(ARGV[1]) .. '}}'
-  route(KEYS[3], KEYS[4], queued, ARGV[8], ARGV[9], ARGV[10])
+if KEYS[5] then
+  redis.call('HINCRBY', KEYS[3], ARGV[10], 1)
+  local who = '{"c":' .. cjson.encode(ARGV[10])
+  route(KEYS[4], KEYS[5], who .. ',"a":' .. cjson.encode(say) .. '}', ARGV[11], ARGV[12], ARGV[13])
+  local sent = who .. ',"e":"queued","d":{"id_hash":' .. cjson.encode(ARGV[1]) .. '}}'
+  route(KEYS[4], KEYS[5], sent, ARGV[11], ARGV[12], ARGV[13])
 else
   redis.call('PUBLISH', ARGV[3], '{"a":' .. cjson.encode(say) .. '}')
 end
@@ -83,7 +105,7 @@ return ahead
 """
 )
 
-# KEYS: jobs todo running owner | ARGV: token lease_ms channel -> job JSON or nil
+# KEYS: jobs todo running owner queued | ARGV: token lease_ms channel -> job JSON or nil
 TAKE = (
     _LIB
     + """
@@ -92,6 +114,7 @@ while id do
   local raw = redis.call('HGET', KEYS[1], id)
   if raw then
     local job = cjson.decode(raw)
+    queued(KEYS[5], job, -1)
     local now = now_s()
     job.state = 'running'
     job.started_at = now
@@ -151,7 +174,7 @@ return n
 """
 )
 
-# KEYS: jobs todo running owner dead | ARGV: max_attempts limit channel
+# KEYS: jobs todo running owner dead queued | ARGV: max_attempts limit channel
 # -> ids taken back from consumers whose lease ran out (their process is gone)
 RECLAIM = (
     _LIB
@@ -178,6 +201,7 @@ for i = #expired, 1, -1 do
       job.state = 'todo'
       redis.call('HSET', KEYS[1], id, cjson.encode(job))
       redis.call('LPUSH', KEYS[2], id)
+      queued(KEYS[6], job, 1)
     end
   end
 end
@@ -188,7 +212,7 @@ return expired
 """
 )
 
-# KEYS: jobs todo dead client | ARGV: client_id node reason limit channel
+# KEYS: jobs todo dead client queued | ARGV: client_id node reason limit channel
 # -> JSON of the jobs cancelled; none when the client now lives on another node
 CANCEL = (
     _LIB
@@ -214,6 +238,7 @@ for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
   end
 end
 if #cancelled > 0 then
+  redis.call('HDEL', KEYS[5], ARGV[1])
   count(ARGV[5], 'todo_update', redis.call('LLEN', KEYS[2]))
   count(ARGV[5], 'dead_update', redis.call('LLEN', KEYS[3]))
 end

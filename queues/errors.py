@@ -29,6 +29,21 @@ class QueueUnavailableError(QueueError):
         self.retry_after = retry_after
 
 
+class QueueBusyError(QueueError):
+    """Too much work is queued (all of it, or this client's): nothing was queued."""
+
+    code = "busy"
+    # What the asker of a refused legacy question hears (it has no other channel).
+    SPOKEN = "I'm busy, please ask again in a moment."
+
+    def __init__(self, reason: str, limit: int, retry_after: float) -> None:
+        whose = "your questions" if reason == "client" else "questions"
+        super().__init__(
+            f"busy: {limit} {whose} are already waiting; ask again in {retry_after:g} s"
+        )
+        self.reason, self.limit, self.retry_after = reason, limit, retry_after
+
+
 class JobNotFoundError(QueueError, LookupError):
     code = "job_not_found"
 

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, I couldn't answer that."
 TIMEOUT_APOLOGY = "Sorry, that took too long to answer."
+EXPIRED_APOLOGY = "Sorry, I was too busy to get to that in time. Please ask again."
+EXPIRED = "expired"
 CANCELLED = "cancelled"
 
 
@@ -41,8 +43,10 @@ class RunningFifoQueue(FifoQueue):
         job_timeout: float = 30.0,
         emit_timeout: float = 5.0,
         history_limit: int = 1000,
+        max_wait: float = 0.0,
     ) -> None:
         super().__init__("running", event="run_update")
+        self.max_wait = max_wait
         self.history_limit = history_limit
         self.emitter = Emitter(emit_audio, emit_event, timeout=emit_timeout)
         self._todo, self._done, self._dead = todo, done, dead
@@ -70,7 +74,7 @@ class RunningFifoQueue(FifoQueue):
         try:
             await self._persist(job)
             await self.emitter.counts(self._todo, self)
-            answer, error = await run_handler(self._handler, job, self.job_timeout)
+            answer, error = await run_handler(self._handler, job, self.job_timeout, self.max_wait)
             await self._finish(job, answer, error)
         finally:
             self._in_flight -= 1
@@ -136,8 +140,17 @@ class RunningFifoQueue(FifoQueue):
             log.exception("could not %s job %s (%s)", what, job.id_hash, job.state)
 
 
-async def run_handler(handler: JobHandler, job: Job, limit: float) -> tuple[str | None, str | None]:
-    """(answer, None) on success, (None, error text) on any failure or ``limit`` s."""
+async def run_handler(
+    handler: JobHandler, job: Job, limit: float, max_wait: float = 0.0
+) -> tuple[str | None, str | None]:
+    """(answer, None) on success, (None, error text) on any failure or ``limit`` s.
+
+    A job that waited more than ``max_wait`` s (0: no limit) is not started: its asker
+    has likely given up, and answering it would only delay the questions behind it.
+    """
+    waited = (job.started_at or time.time()) - job.created_at
+    if max_wait and waited > max_wait:
+        return None, f"{EXPIRED}: waited {waited:.0f} s (the limit is {max_wait:g} s)"
     try:
         async with asyncio.timeout(limit) as scope:
             answer = await handler(job)
@@ -163,6 +176,8 @@ def speech_for(answer: str | None, error: str | None) -> str:
     """What the asker hears when its job ends: the answer, or an apology."""
     if error is None:
         return answer or ""
+    if error.startswith(EXPIRED):
+        return EXPIRED_APOLOGY
     return TIMEOUT_APOLOGY if error.startswith("timed out") else APOLOGY
 
 

@@ -19,7 +19,14 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from queues.errors import JobActiveError, JobNotFoundError, QueueClosedError, UnknownQueueError
+from queues.admission import NO_CAPS, Admission
+from queues.errors import (
+    JobActiveError,
+    JobNotFoundError,
+    QueueBusyError,
+    QueueClosedError,
+    UnknownQueueError,
+)
 from queues.fifo import FifoQueue, TodoFifoQueue
 from queues.handlers import load_handler
 from queues.models import EmitAudio, EmitEvent, Job, JobHandler, JobState
@@ -111,6 +118,8 @@ class JobQueues:
         max_attempts: int = 3,
         emit_timeout: float = 5.0,
         history_limit: int = 1000,
+        admission: Admission = NO_CAPS,
+        max_wait: float = 0.0,
     ) -> None:
         if consumers < 0:
             raise ValueError(f"consumers must be 0 or more, not {consumers}")
@@ -118,6 +127,7 @@ class JobQueues:
             raise ValueError(f"job_timeout must be positive, not {job_timeout}")
         self.store: JobStore = store if store is not None else MemoryStore()
         self.consumers = consumers
+        self.admission = admission
         # A job interrupted this many times (crash loop) is given up instead of resumed.
         self.max_attempts = max_attempts
         self._handler = handler
@@ -137,6 +147,7 @@ class JobQueues:
             job_timeout=job_timeout,
             emit_timeout=emit_timeout,
             history_limit=history_limit,
+            max_wait=max_wait,
         )
         self.history_limit = history_limit
         self._queues: dict[str, FifoQueue] = {
@@ -211,9 +222,20 @@ class JobQueues:
     # --- API ------------------------------------------------------------------------------
 
     async def push_job(self, question: str, client_id: str | None = None) -> Job:
-        """Queue a question (QuestionError if empty or over 5,000 characters)."""
+        """Queue a question (QuestionError if empty or over 5,000 characters,
+        QueueBusyError past a cap: see ``queues.admission``)."""
         if self._state != "open":
             raise QueueClosedError()
+        mine = 0
+        if client_id is not None and self.admission.max_per_client:
+            mine = sum(1 for job in self.todo if job.client_id == client_id)
+        try:
+            self.admission.check(len(self.todo), mine)
+        except QueueBusyError:
+            if client_id is None:  # a legacy page hears why; /ws gets an error frame
+                await self.todo.emitter.speak(QueueBusyError.SPOKEN, None)
+            raise
+        # No await since the check: nothing can be queued in between.
         return await self.todo.push_job(question, client_id)
 
     def get(self, id_hash: str) -> Job | None:
@@ -335,4 +357,6 @@ def build_job_queues(
         consumers=settings.consumers,
         job_timeout=settings.job_timeout,
         history_limit=settings.history_limit,
+        admission=Admission.from_settings(settings),
+        max_wait=settings.max_wait,
     )

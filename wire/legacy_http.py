@@ -21,6 +21,7 @@ from queues.errors import (
     JobActiveError,
     JobNotFoundError,
     QuestionTooLongError,
+    QueueBusyError,
     QueueClosedError,
     QueueError,
     QueueUnavailableError,
@@ -67,6 +68,8 @@ def status_for(exc: QueueError | TTSError) -> int:
         return 404
     if isinstance(exc, JobActiveError):
         return 409
+    if isinstance(exc, QueueBusyError):  # the client's own share: 429; everyone's: 503
+        return 429 if exc.reason == "client" else 503
     if isinstance(exc, QueueClosedError | QueueUnavailableError | ProviderError):
         return 503
     return 422
@@ -74,13 +77,14 @@ def status_for(exc: QueueError | TTSError) -> int:
 
 def retry_headers(exc: QueueError | TTSError) -> dict[str, str] | None:
     """``Retry-After`` (whole seconds) for an error that says when to ask again."""
-    if isinstance(exc, QueueUnavailableError):
+    if isinstance(exc, QueueUnavailableError | QueueBusyError):
         return {"Retry-After": str(max(1, round(exc.retry_after)))}
     return None
 
 
 def error_for(exc: QueueError | TTSError) -> HttpError:
-    extra = {"retry_after": exc.retry_after} if isinstance(exc, QueueUnavailableError) else None
+    later = isinstance(exc, QueueUnavailableError | QueueBusyError)
+    extra = {"retry_after": exc.retry_after} if later else None
     return HttpError(status_for(exc), exc.code, str(exc), extra)
 
 

@@ -16,12 +16,16 @@ import httpx
 from bench.common import ROOT, ServerProcess, python, taskset_prefix, wait_for_port
 
 # Same settings for every server: quiet logs, no 1 Hz clock traffic, no per-client
-# limits (one load generator sends everything), no audio cache (every request speaks).
+# limits and no queue caps (one load generator sends everything; the capacity workload
+# saturates on purpose), no audio cache (every request speaks).
 SERVER_ENV = {
     "GENIE_LOG_LEVEL": "warning",
     "GENIE_CLOCK_INTERVAL": "3600",
     "GENIE_RATE_LIMIT_QUERIES": "0",
     "GENIE_RATE_LIMIT_AUDIO": "0",
+    "GENIE_MAX_QUEUED": "0",
+    "GENIE_MAX_QUEUED_PER_CLIENT": "0",
+    "GENIE_MAX_WAIT": "0",
     "GENIE_TTS_CACHE_ENTRIES": "0",
     "GENIE_JOB_HANDLER": "offline",
     "GENIE_TTS_PROVIDERS": "espeak",

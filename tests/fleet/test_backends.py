@@ -9,12 +9,16 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fleet import RedisJobQueues
 from queues import JobActiveError, JobNotFoundError, JobService, SqliteStore, UnknownQueueError
+from queues.admission import Admission
+from queues.errors import QueueBusyError
 from queues.models import Job, JobHandler
+from queues.running import EXPIRED_APOLOGY
 from tests.queues.helpers import Recorder, echo, make_queues
 from tests.redis_server import RedisServer, running_redis
 
@@ -39,18 +43,24 @@ def open_service(request: pytest.FixtureRequest, tmp_path: Path) -> Open:
 
     @contextlib.asynccontextmanager
     async def opened(
-        recorder: Recorder, handler: JobHandler, history_limit: int = 1000, prefix: str = ""
+        recorder: Recorder,
+        handler: JobHandler,
+        history_limit: int = 1000,
+        prefix: str = "",
+        **options: Any,  # admission, max_wait: the same on every backend
     ) -> AsyncIterator[JobService]:
         service: JobService
         if backend == "redis":
             service = RedisJobQueues(
                 url=url, prefix=prefix or f"t{uuid.uuid4().hex[:8]}", handler=handler,
                 emit_audio=recorder.emit_audio, emit_event=recorder.emit_event,
-                history_limit=history_limit, lease=2.0,
+                history_limit=history_limit, lease=2.0, **options,
             )  # fmt: skip
         else:
             store = SqliteStore(db) if backend == "sqlite" else None
-            service = make_queues(recorder, handler, store=store, history_limit=history_limit)
+            service = make_queues(
+                recorder, handler, store=store, history_limit=history_limit, **options
+            )
         async with service:
             yield service
 
@@ -148,6 +158,65 @@ async def test_a_leaving_client_cancels_its_queued_jobs(open_service: Open) -> N
         dead = await service.listing("dead")
         assert {j.error for j in dead} == {"cancelled"}
         await settled(service, {"done": 1, "dead": 2})
+
+
+async def test_a_client_past_its_cap_is_refused_and_others_are_not(open_service: Open) -> None:
+    gate = Gate()
+    caps = Admission(max_queued=10, max_per_client=2)
+    async with open_service(Recorder(), gate, admission=caps) as service:
+        await service.attach_client("eager", None)
+        await service.push_job("runs at once", "eager")
+        async with asyncio.timeout(10):
+            await gate.started.wait()  # taken: no longer waiting, not counted
+        waiting = [await service.push_job(f"waits {i}", "eager") for i in range(2)]
+        with pytest.raises(QueueBusyError) as refused:
+            await service.push_job("one too many", "eager")
+        assert refused.value.reason == "client" and refused.value.retry_after > 0
+        await service.push_job("someone else", "other")  # unaffected
+        await settled(service, {"todo": 3})  # the refused one was never queued
+        gate.open.set()
+        await idle(service)
+        await service.push_job("room again", "eager")  # its jobs ran: it may ask again
+        await idle(service)
+        states = [await service.find(j.id_hash) for j in waiting]
+        assert [job.state for job in states if job is not None] == ["done", "done"]
+
+
+async def test_a_full_queue_refuses_and_the_legacy_asker_hears_why(open_service: Open) -> None:
+    gate, heard = Gate(), Recorder()
+    async with open_service(heard, gate, admission=Admission(max_queued=2)) as service:
+        await service.push_job("runs")
+        async with asyncio.timeout(10):
+            await gate.started.wait()
+        for i in range(2):
+            await service.push_job(f"waits {i}")
+        with pytest.raises(QueueBusyError) as refused:
+            await service.push_job("refused")
+        assert refused.value.reason == "total" and refused.value.limit == 2
+        async with asyncio.timeout(10):  # a broadcast: the fleet's comes by bus
+            while QueueBusyError.SPOKEN not in heard.heard_by(None):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        await settled(service, {"todo": 2})
+        gate.open.set()
+        await idle(service)
+        await settled(service, {"todo": 0, "done": 3})
+
+
+async def test_a_job_that_waited_too_long_expires(open_service: Open) -> None:
+    gate, heard = Gate(), Recorder()
+    async with open_service(heard, gate, max_wait=0.3) as service:
+        await service.attach_client("patient", None)
+        await service.push_job("holds the consumer", "patient")
+        async with asyncio.timeout(10):
+            await gate.started.wait()
+        late = await service.push_job("waits too long", "patient")
+        await asyncio.sleep(0.5)
+        gate.open.set()
+        await idle(service)
+        await settled(service, {"done": 1, "dead": 1})
+        job = await service.find(late.id_hash)
+        assert job is not None and job.state == "dead" and job.error.startswith("expired")
+        assert EXPIRED_APOLOGY in heard.heard_by("patient")
 
 
 async def test_listing_names(open_service: Open) -> None:
