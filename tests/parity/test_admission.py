@@ -1,0 +1,72 @@
+"""Admission control over the wire, on both servers (real processes on loopback):
+
+- a full queue refuses the legacy ``GET /push`` at once with 503, ``Retry-After`` and the
+  ``busy`` error, and the legacy page hears why (a spoken ``audio_update``);
+- on ``/ws`` a client past its own cap gets an ``error`` frame ``busy`` with
+  ``retry_after``, while another client's question is still accepted;
+- nothing refused is queued.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+import httpx
+import pytest
+
+from queues.errors import QueueBusyError
+from tests.fastapi_app.helpers import WsClient
+from tests.flask_app.launch import ServerProcess, fastapi_server, flask_server
+from tests.flask_app.sio import EventLog
+from tests.fleet.nodes import SLEEPY
+
+pytestmark = pytest.mark.anyio
+
+SERVERS = ("flask-threading", "flask-gevent", "fastapi")
+
+
+def start(kind: str, **settings: object) -> ServerProcess:
+    settings = {"job_handler": SLEEPY, **settings}
+    if kind == "fastapi":
+        return fastapi_server(settings=settings)
+    return flask_server(kind.removeprefix("flask-"), settings=settings)
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+async def test_a_full_queue_refuses_the_legacy_push_and_says_so(kind: str) -> None:
+    with start(kind, max_queued=1) as server:
+        page = await EventLog().connect(server.url, "websocket")
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            assert (await http.get("/push?question=sleep 2")).is_success  # runs
+            await page.wait_for("run_update", where=lambda e: e["value"] == 1)
+            assert (await http.get("/push?question=what is 1 plus 1")).is_success  # waits
+            refused = await http.get("/push?question=what is 2 plus 2")
+            assert refused.status_code == 503, refused.text
+            assert int(refused.headers["Retry-After"]) >= 1
+            body = refused.json()
+            assert body["code"] == "busy" and body["retry_after"] > 0, body
+            await page.wait_for(
+                "audio_update",
+                where=lambda e: unquote(e["audioURL"]).endswith(QueueBusyError.SPOKEN),
+            )
+            todo = (await http.get("/get_queue/todo")).json()["todo_jobs"]
+            assert len(todo) == 1 and "2 plus 2" not in str(todo)  # nothing half-queued
+        await page.close()
+
+
+async def test_a_ws_client_past_its_own_cap_is_refused() -> None:
+    with start("fastapi", max_queued_per_client=1) as server:
+        eager = await WsClient.connect(f"{server.ws_url}/ws")
+        other = await WsClient.connect(f"{server.ws_url}/ws")
+        await eager.send(type="query", text="sleep 2")
+        await eager.next("queued")
+        await eager.next("run_update")  # taken: it no longer waits
+        await eager.send(type="query", text="what is 1 plus 1")
+        await eager.next("queued")
+        await eager.send(type="query", text="what is 3 plus 3")
+        error = await eager.next("error")
+        assert error["code"] == "busy" and error["retry_after"] > 0, error
+        await other.send(type="query", text="what is 4 plus 4")  # someone else: fine
+        assert (await other.next("queued", "error"))["type"] == "queued"
+        for client in (eager, other):
+            await client.conn.close()
