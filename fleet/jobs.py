@@ -29,7 +29,6 @@ from fleet import link, scripts
 from fleet.bus import Bus
 from fleet.link import DOWN, Keys, stop_if_cancelled
 from queues.admission import NO_CAPS, Admission
-from queues.admission import RETRY_AFTER as BUSY_RETRY_AFTER
 from queues.errors import (
     JobActiveError,
     JobNotFoundError,
@@ -121,6 +120,7 @@ class RedisJobQueues:
         self.redis: Any = None
         self.bus: Bus | None = None
         self.takeovers = 0  # jobs this node took back from dead consumers
+        self._oldest_created = 0.0  # the oldest todo job's push time, as of the last upkeep
 
     @classmethod
     def from_settings(
@@ -231,9 +231,9 @@ class RedisJobQueues:
             args += [client_id, *self._route_args()]
         ahead = await self._call("PUSH", keys, args)
         if ahead == -1:
-            raise QueueBusyError("total", caps.max_queued, BUSY_RETRY_AFTER)
+            raise caps.refuse("total")
         if ahead == -2:
-            raise QueueBusyError("client", caps.max_per_client, BUSY_RETRY_AFTER)
+            raise caps.refuse("client")
         return job
 
     async def find(self, id_hash: str) -> Job | None:
@@ -294,10 +294,12 @@ class RedisJobQueues:
     def health(self) -> dict[str, Any]:
         up = self.bus is not None and self.bus.connected.is_set()
         received = dict(self.bus.received) if self.bus is not None else {}
-        return {"backend": "redis", "status": "ok" if up else "degraded", "node": self.node,
+        status = "busy" if self.admission.full(self._counts["todo"]) else "ok"
+        oldest = time.time() - self._oldest_created if self._oldest_created else 0.0
+        return {"backend": "redis", "status": status if up else "degraded", "node": self.node,
                 "consumers": self.consumers, "running": self.running_here(),
                 "prefix": self.keys.prefix, "received": received,
-                "takeovers": self.takeovers}  # fmt: skip
+                "takeovers": self.takeovers, "oldest_wait": oldest}  # fmt: skip
 
     async def wait_idle(self) -> None:
         """Return once the fleet's todo is empty and nothing runs anywhere."""
@@ -451,9 +453,16 @@ class RedisJobQueues:
                 for client_id in self._attached:
                     pipe.expire(k.client(client_id), self.session_ttl)
                 await pipe.execute()
+                await self._note_oldest()
             except DOWN:
                 pass  # the bus reports the outage; try again next round
             stop_if_cancelled()
+
+    async def _note_oldest(self) -> None:
+        """How long the head of todo has waited, for /metrics (as of this upkeep round)."""
+        head = await self.redis.lindex(self.keys.todo, 0)
+        raw = await self.redis.hget(self.keys.jobs, head) if head else None
+        self._oldest_created = _job(raw).created_at if raw else 0.0
 
     # --- events -----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from config import Settings
 from queues.errors import QueueBusyError
+from queues.metrics import QUESTIONS_REFUSED
 
 # Seconds a refused asker is told to wait: about what a few answers take.
 RETRY_AFTER = 2.0
@@ -25,9 +26,19 @@ class Admission:
     def check(self, queued: int, queued_for_client: int) -> None:
         """Raise QueueBusyError when one more question would pass a cap."""
         if self.max_queued and queued >= self.max_queued:
-            raise QueueBusyError("total", self.max_queued, RETRY_AFTER)
+            raise self.refuse("total")
         if self.max_per_client and queued_for_client >= self.max_per_client:
-            raise QueueBusyError("client", self.max_per_client, RETRY_AFTER)
+            raise self.refuse("client")
+
+    def refuse(self, reason: str) -> QueueBusyError:
+        """The error for a refusal by cap ``reason`` ("total", "client"), counted."""
+        QUESTIONS_REFUSED.labels(reason).inc()
+        limit = self.max_queued if reason == "total" else self.max_per_client
+        return QueueBusyError(reason, limit, RETRY_AFTER)
+
+    def full(self, queued: int) -> bool:
+        """The total cap is reached: ``/health`` says busy."""
+        return bool(self.max_queued) and queued >= self.max_queued
 
 
 NO_CAPS = Admission()

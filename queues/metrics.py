@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 if TYPE_CHECKING:
@@ -22,6 +22,18 @@ if TYPE_CHECKING:
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 Family = GaugeMetricFamily | CounterMetricFamily
+
+# Process-wide (default registry): counted where it happens, in this process.
+QUESTIONS_REFUSED = Counter(
+    "genie_questions_refused",
+    "Questions refused at once because too much was queued (reason: total, client).",
+    ["reason"],
+)
+JOB_WAIT_SECONDS = Histogram(
+    "genie_job_wait_seconds",
+    "Time questions waited in todo before a consumer of this process took them.",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
+)
 
 
 def exposition(registry: CollectorRegistry) -> bytes:
@@ -55,6 +67,11 @@ def job_metrics(queues: JobService) -> list[Family]:
         GaugeMetricFamily(
             "genie_jobs_running_here", "Jobs this process is running.", value=health["running"]
         ),
+        GaugeMetricFamily(
+            "genie_queue_oldest_seconds",
+            "How long the oldest waiting question has waited (0: none waits).",
+            value=health["oldest_wait"],
+        ),
     ]
     if health["backend"] == "redis":
         families += _fleet_metrics(health)
@@ -72,7 +89,7 @@ def _fleet_metrics(health: Mapping[str, Any]) -> list[Family]:
     return [
         GaugeMetricFamily(
             "genie_fleet_up", "1 while this process hears the fleet's Redis.",
-            value=1 if health["status"] == "ok" else 0,
+            value=0 if health["status"] == "degraded" else 1,
         ),
         received,
         CounterMetricFamily(

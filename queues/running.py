@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 
 from queues.emitter import Emitter
 from queues.fifo import FifoQueue, TodoFifoQueue
+from queues.metrics import JOB_WAIT_SECONDS
 from queues.models import EmitAudio, EmitEvent, Job, JobHandler, JobState
 from queues.store import JobStore, MemoryStore
 
@@ -149,6 +150,7 @@ async def run_handler(
     has likely given up, and answering it would only delay the questions behind it.
     """
     waited = (job.started_at or time.time()) - job.created_at
+    JOB_WAIT_SECONDS.observe(max(0.0, waited))
     if max_wait and waited > max_wait:
         return None, f"{EXPIRED}: waited {waited:.0f} s (the limit is {max_wait:g} s)"
     try:

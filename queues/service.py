@@ -300,8 +300,11 @@ class JobQueues:
         return None
 
     def health(self) -> dict[str, Any]:
-        return {"backend": "memory", "status": "ok", "consumers": self.consumers,
-                "running": self.running_here()}  # fmt: skip
+        head = self.todo.head()
+        return {"backend": "memory",
+                "status": "busy" if self.admission.full(len(self.todo)) else "ok",
+                "consumers": self.consumers, "running": self.running_here(),
+                "oldest_wait": time.time() - head.created_at if head else 0.0}  # fmt: skip
 
     async def wait_idle(self) -> None:
         """Return once todo is empty and no job is running (its outcome announced)."""

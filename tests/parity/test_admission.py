@@ -4,7 +4,8 @@
   ``busy`` error, and the legacy page hears why (a spoken ``audio_update``);
 - on ``/ws`` a client past its own cap gets an ``error`` frame ``busy`` with
   ``retry_after``, while another client's question is still accepted;
-- nothing refused is queued.
+- nothing refused is queued; ``/health`` says ``busy`` (still 200: the proxy keeps the
+  server) and ``/metrics`` counts the refusal, the oldest wait and the waits.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from urllib.parse import unquote
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from queues.errors import QueueBusyError
 from tests.fastapi_app.helpers import WsClient
@@ -51,6 +53,14 @@ async def test_a_full_queue_refuses_the_legacy_push_and_says_so(kind: str) -> No
             )
             todo = (await http.get("/get_queue/todo")).json()["todo_jobs"]
             assert len(todo) == 1 and "2 plus 2" not in str(todo)  # nothing half-queued
+            assert (await http.get("/health")).json()["status"] == "busy"  # still 200
+            metrics = await http.get("/metrics")
+            samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                       for f in text_string_to_metric_families(metrics.text)
+                       for s in f.samples}  # fmt: skip
+            assert samples[("genie_questions_refused_total", (("reason", "total"),))] == 1
+            assert samples[("genie_queue_oldest_seconds", ())] > 0
+            assert samples[("genie_job_wait_seconds_count", ())] >= 1
         await page.close()
 
 
