@@ -7,7 +7,8 @@ from typing import Any
 
 from config import Settings
 from fastapi_app.features import Features
-from fastapi_app.security import OriginPolicy, RateLimiter, TokenVerifier
+from fastapi_app.security import OriginPolicy, RateLimiter, TokenBucket, TokenVerifier
+from fastapi_app.shared_limits import RedisRateLimiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +25,18 @@ class Access:
         origins = OriginPolicy(settings.allowed_origins) if features.origin_check else None
         queries = audio = None
         if features.rate_limits:
-            queries = _limiter(settings.rate_limit_queries, settings.rate_limit_queries_burst)
-            audio = _limiter(settings.rate_limit_audio, settings.rate_limit_audio_burst)
+            queries = _limiter(
+                settings, "queries", settings.rate_limit_queries, settings.rate_limit_queries_burst
+            )
+            audio = _limiter(
+                settings, "audio", settings.rate_limit_audio, settings.rate_limit_audio_burst
+            )
         return cls(verifier, origins, queries, audio)
+
+    async def aclose(self) -> None:
+        for limiter in (self.queries, self.audio):
+            if limiter is not None:
+                await limiter.aclose()
 
     @property
     def auth(self) -> bool:
@@ -38,6 +48,10 @@ def subject_of(claims: dict[str, Any]) -> str | None:
     return str(sub) if sub is not None else None
 
 
-def _limiter(per_minute: float, burst: int) -> RateLimiter | None:
-    limiter = RateLimiter(per_minute, burst)
-    return limiter if limiter.enabled else None
+def _limiter(settings: Settings, name: str, per_minute: float, burst: int) -> RateLimiter | None:
+    """None when off; with a fleet, one limit for all its processes, else per process."""
+    if per_minute <= 0:
+        return None
+    if settings.redis_url:
+        return RedisRateLimiter(settings.redis_url, settings.redis_channel, name, per_minute, burst)
+    return TokenBucket(per_minute, burst)

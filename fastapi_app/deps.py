@@ -44,12 +44,12 @@ async def authenticate(request: Request, rt: RuntimeDep) -> str | None:
 Subject = Annotated[str | None, Depends(authenticate)]
 
 
-def _limit(rt: Runtime, limiter: RateLimiter | None, kind: str, key: str) -> None:
-    if limiter is None or limiter.allow(key):
+async def _limit(rt: Runtime, limiter: RateLimiter | None, kind: str, key: str) -> None:
+    if limiter is None or (retry_after := await limiter.hit(key)) is None:
         return
     if rt.metrics is not None:
         rt.metrics.rate_limited.labels(kind).inc()
-    wait = max(1, math.ceil(limiter.retry_after(key)))
+    wait = max(1, math.ceil(retry_after))
     raise ApiError(
         429,
         "rate_limited",
@@ -66,11 +66,11 @@ def caller_key(request: Request, subject: str | None) -> str:
 
 
 async def limit_queries(request: Request, rt: RuntimeDep, subject: Subject) -> None:
-    _limit(rt, rt.access.queries, "query", caller_key(request, subject))
+    await _limit(rt, rt.access.queries, "query", caller_key(request, subject))
 
 
 async def limit_audio(request: Request, rt: RuntimeDep, subject: Subject) -> None:
-    _limit(rt, rt.access.audio, "audio", caller_key(request, subject))
+    await _limit(rt, rt.access.audio, "audio", caller_key(request, subject))
 
 
 QueryAllowed = Annotated[None, Depends(limit_queries)]

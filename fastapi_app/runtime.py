@@ -67,6 +67,7 @@ class Runtime:
         if self.features.synthesize:
             self.speech = await stack.enter_async_context(build_speech_engine(self.settings))
         stack.push_async_callback(self.streams.aclose)
+        stack.push_async_callback(self.access.aclose)  # a shared limiter's Redis pool
         queues = build_job_queues(
             self.settings, self.hub.emit_audio, self.hub.emit_event, server="fastapi"
         )

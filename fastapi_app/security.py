@@ -11,7 +11,8 @@ Nothing here builds an app: each piece is a plain object that ``create_app`` wir
   that cannot set headers.
 - :class:`OriginPolicy` guards WebSocket and Socket.IO handshakes against cross-site
   pages (browsers apply no CORS to WebSockets).
-- :class:`RateLimiter` is a per-key token bucket with bounded memory.
+- :class:`RateLimiter` is what the routes and ``/ws`` ask; :class:`TokenBucket` is the
+  in-process one (bounded memory), ``fastapi_app.shared_limits`` the fleet-wide one.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
@@ -224,13 +225,23 @@ class OriginPolicy:
 # --- Rate limits ----------------------------------------------------------------------
 
 
+class RateLimiter(Protocol):
+    """A per-key limit; the call sites cannot tell an in-process one from a shared one."""
+
+    async def hit(self, key: str) -> float | None:
+        """Spend one request of ``key``: None if allowed, else seconds to wait (> 0)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
 @dataclass(slots=True)
 class _Bucket:
     tokens: float
     stamp: float
 
 
-class RateLimiter:
+class TokenBucket:
     """Token buckets keyed by client id: ``rate_per_minute`` sustained, ``burst`` at once.
 
     O(1) per call. Buckets live in an LRU-ordered dict; a bucket idle long enough to
@@ -278,6 +289,15 @@ class RateLimiter:
             return 0.0
         tokens = min(self.burst, bucket.tokens + (self._clock() - bucket.stamp) * self.rate)
         return max(0.0, (cost - tokens) / self.rate)
+
+    async def hit(self, key: str) -> float | None:
+        if self.allow(key):
+            return None
+        # Refused means short of a token, so the wait is > 0; the floor guards rounding.
+        return max(self.retry_after(key), 0.001)
+
+    async def aclose(self) -> None:
+        pass  # nothing held outside this process
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -173,7 +173,7 @@ class WsSession:
 
     async def _query(self, frame: frames.Query) -> None:
         client = self.client
-        self._check_rate(client)
+        await self._check_rate(client)
         if frame.voice is not None:
             self._check_voice(frame.voice)
             client.voice = frame.voice
@@ -195,16 +195,17 @@ class WsSession:
         await self._prune_jobs(client)
         client.active_jobs.add(job.id_hash)  # push_job sent it ``queued`` already
 
-    def _check_rate(self, client: Client) -> None:
+    async def _check_rate(self, client: Client) -> None:
         limiter = self.rt.access.queries
         if limiter is None:
             return
         key = f"sub:{client.subject}" if client.subject else f"ws:{client.id}"
-        if limiter.allow(key):
+        retry_after = await limiter.hit(key)
+        if retry_after is None:
             return
         if self.rt.metrics is not None:
             self.rt.metrics.rate_limited.labels("query").inc()
-        wait = math.ceil(limiter.retry_after(key) * 10) / 10
+        wait = math.ceil(retry_after * 10) / 10
         raise frames.FrameError(
             "rate_limited", f"too many questions; retry in {wait:g} s", retry_after=wait
         )
