@@ -4,6 +4,7 @@
   ``busy`` error, and the legacy page hears why (a spoken ``audio_update``);
 - on ``/ws`` a client past its own cap gets an ``error`` frame ``busy`` with
   ``retry_after``, while another client's question is still accepted;
+- with Redis the total cap counts the fleet's queue (two processes);
 - nothing refused is queued; ``/health`` says ``busy`` (still 200: the proxy keeps the
   server) and ``/metrics`` counts the refusal, the oldest wait and the waits.
 """
@@ -20,7 +21,8 @@ from queues.errors import QueueBusyError
 from tests.fastapi_app.helpers import WsClient
 from tests.flask_app.launch import ServerProcess, fastapi_server, flask_server
 from tests.flask_app.sio import EventLog
-from tests.fleet.nodes import SLEEPY
+from tests.fleet.nodes import SLEEPY, eventually, fleet
+from tests.redis_server import running_redis
 
 pytestmark = pytest.mark.anyio
 
@@ -80,3 +82,24 @@ async def test_a_ws_client_past_its_own_cap_is_refused() -> None:
         assert (await other.next("queued", "error"))["type"] == "queued"
         for client in (eager, other):
             await client.conn.close()
+
+
+async def test_the_total_cap_holds_for_the_whole_fleet() -> None:
+    """Two FastAPI processes on one Redis: the cap counts the fleet's queue, not each
+    process's, so the third waiting question is refused on either process."""
+    with running_redis() as redis, fleet(redis.url, {}, {}, job_handler=SLEEPY,
+                                         max_queued=2) as (one, two):  # fmt: skip
+        async with httpx.AsyncClient(timeout=10) as http:
+            for server in (one, two):  # one slow job for each process's consumer
+                assert (await http.get(f"{server.url}/push?question=sleep 3")).is_success
+
+            async def both_running() -> bool:
+                health = (await http.get(f"{one.url}/health")).json()
+                return health["jobs"]["running"] == 2
+
+            await eventually(both_running)
+            assert (await http.get(f"{one.url}/push?question=what is 1 plus 1")).is_success
+            assert (await http.get(f"{two.url}/push?question=what is 2 plus 2")).is_success
+            for server in (one, two):
+                refused = await http.get(f"{server.url}/push?question=what is 3 plus 3")
+                assert refused.status_code == 503 and refused.json()["code"] == "busy"
