@@ -77,10 +77,18 @@ def serve(port: int, core: int | None, **settings: Any) -> GroupServer:
 
 
 class Load:
-    def __init__(self, clients: list[rawws.WsClient], tally: Tally) -> None:
-        self.askers = {id(c): Asker(c) for c in clients}
-        self.tally = tally
+    def __init__(self) -> None:
+        self.askers: dict[int, Asker] = {}
+        self.tally = Tally()
         self.next_n = 0
+
+    @classmethod
+    async def connect(cls, port: int, clients: int) -> tuple[Load, list[rawws.WsClient]]:
+        """``clients`` /ws connections whose frames this load reads."""
+        load = cls()
+        conns = await rawws.connect_many(port, "native", clients, load.on_event)
+        load.askers = {id(c): Asker(c) for c in conns}
+        return load, conns
 
     def on_event(
         self, client: rawws.WsClient, kind: str, frame: dict[str, Any], now: float
@@ -122,15 +130,7 @@ class Load:
 
 async def capacity(port: int, clients: int, seconds: float, per_client: int) -> float:
     """Answers per second with every client keeping ``per_client`` questions in flight."""
-    tally = Tally()
-    load: Load | None = None
-
-    def on_event(client: rawws.WsClient, kind: str, frame: dict[str, Any], now: float) -> None:
-        if load is not None:
-            load.on_event(client, kind, frame, now)
-
-    conns = await rawws.connect_many(port, "native", clients, on_event)
-    load = Load(conns, tally)
+    load, conns = await Load.connect(port, clients)
     try:
         start = time.time()
         while time.time() - start < seconds:
@@ -138,7 +138,7 @@ async def capacity(port: int, clients: int, seconds: float, per_client: int) -> 
                 while load.in_flight(asker) < per_client:
                     load.ask(asker)
             await asyncio.sleep(0.01)
-        return len(tally.answered) / (time.time() - start)
+        return len(load.tally.answered) / (time.time() - start)
     finally:
         await rawws.close_all(conns)
 
@@ -146,15 +146,8 @@ async def capacity(port: int, clients: int, seconds: float, per_client: int) -> 
 async def overload(
     port: int, pid: int, clients: int, rate: float, seconds: float
 ) -> dict[str, Any]:
-    tally = Tally()
-    load: Load | None = None
-
-    def on_event(client: rawws.WsClient, kind: str, frame: dict[str, Any], now: float) -> None:
-        if load is not None:
-            load.on_event(client, kind, frame, now)
-
-    conns = await rawws.connect_many(port, "native", clients, on_event)
-    load = Load(conns, tally)
+    load, conns = await Load.connect(port, clients)
+    tally = load.tally
     askers = list(load.askers.values())
     depth: list[tuple[float, int]] = []
     rss_start = rss_kb(pid)
