@@ -43,7 +43,7 @@ from bench.common import (
     summary,
     write_report,
 )
-from bench.compare.servers import GroupServer
+from bench.compare.servers import SERVER_ENV, GroupServer
 
 TOKEN = 400_000  # questions "what is <TOKEN+n> plus 1": the answer names its number
 
@@ -68,9 +68,8 @@ class Tally:
 
 
 def serve(port: int, core: int | None, **settings: Any) -> GroupServer:
-    env = {"GENIE_LOG_LEVEL": "warning", "GENIE_CLOCK_INTERVAL": "3600",
-           "GENIE_RATE_LIMIT_QUERIES": "0", "GENIE_RATE_LIMIT_AUDIO": "0",
-           "GENIE_JOB_HANDLER": "offline"}  # fmt: skip
+    """The comparison's server settings, with the caps under test put back."""
+    env = dict(SERVER_ENV)
     env |= {f"GENIE_{k.upper()}": str(v) for k, v in settings.items() if v is not None}
     argv = [python(), "-m", "fastapi_app", "--host", "127.0.0.1", "--port", str(port)]
     return GroupServer(argv, port, core=core, env=env)

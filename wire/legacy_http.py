@@ -75,16 +75,19 @@ def status_for(exc: QueueError | TTSError) -> int:
     return 422
 
 
+# The errors that say when to ask again (``retry_after``).
+ASK_LATER = QueueUnavailableError | QueueBusyError
+
+
 def retry_headers(exc: QueueError | TTSError) -> dict[str, str] | None:
     """``Retry-After`` (whole seconds) for an error that says when to ask again."""
-    if isinstance(exc, QueueUnavailableError | QueueBusyError):
+    if isinstance(exc, ASK_LATER):
         return {"Retry-After": str(max(1, round(exc.retry_after)))}
     return None
 
 
 def error_for(exc: QueueError | TTSError) -> HttpError:
-    later = isinstance(exc, QueueUnavailableError | QueueBusyError)
-    extra = {"retry_after": exc.retry_after} if later else None
+    extra = {"retry_after": exc.retry_after} if isinstance(exc, ASK_LATER) else None
     return HttpError(status_for(exc), exc.code, str(exc), extra)
 
 

@@ -14,7 +14,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from config import Settings
-from tests.flask_app.launch import ServerProcess, fastapi_server, flask_server
+from tests.flask_app.launch import ServerProcess, server_of
 from tests.servers import ROOT, ThreadServer
 
 SHOTS = ROOT / "test-results" / "browser"
@@ -61,10 +61,7 @@ RECORDER = """
 
 def start_server(kind: str) -> ServerProcess:
     """A fresh server process: "fastapi", "flask-threading" or "flask-gevent"."""
-    settings = {"notification_sound": SOUND}
-    if kind == "fastapi":
-        return fastapi_server(settings=settings)
-    return flask_server(kind.removeprefix("flask-"), settings=settings)
+    return server_of(kind, settings={"notification_sound": SOUND})
 
 
 def fastapi(**rollout_fields: Any) -> ThreadServer:

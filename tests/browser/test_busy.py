@@ -13,7 +13,7 @@ from queues.errors import QueueBusyError
 from tests.audio import duration
 from tests.browser import pagekit
 from tests.browser.pagekit import SOUND, WAIT_MS
-from tests.flask_app.launch import fastapi_server, flask_server
+from tests.flask_app.launch import server_of
 from tests.fleet.nodes import SLEEPY
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -24,11 +24,7 @@ def test_the_page_hears_that_the_server_is_busy(chromium: Any, kind: str) -> Non
     from playwright.sync_api import expect
 
     settings = {"notification_sound": SOUND, "job_handler": SLEEPY, "max_queued": 1}
-    if kind == "fastapi":
-        server = fastapi_server(settings=settings)
-    else:
-        server = flask_server("gevent", settings=settings)
-    with server:
+    with server_of(kind, settings=settings) as server:
         context = chromium.new_context(base_url=server.url)
         context.add_init_script(pagekit.RECORDER)
         page = context.new_page()

@@ -128,6 +128,13 @@ def fastapi_server(**kwargs: Any) -> ServerProcess:
     return ServerProcess("fastapi", "fastapi_app", **kwargs)
 
 
+def server_of(kind: str, **kwargs: Any) -> ServerProcess:
+    """A server by kind: "fastapi", "flask-threading" or "flask-gevent"."""
+    if kind == "fastapi":
+        return fastapi_server(**kwargs)
+    return flask_server(kind.removeprefix("flask-"), **kwargs)
+
+
 async def raw_get(port: int, path: str) -> tuple[int, bytes]:
     """(status, raw response) for ``path`` sent as is: no client normalises it first."""
     stream = await anyio.connect_tcp("127.0.0.1", port)

@@ -14,23 +14,20 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from tests.fastapi_app.helpers import WsClient
-from tests.flask_app.launch import ServerProcess, fastapi_server, flask_server
+from tests.flask_app.launch import ServerProcess, server_of
 
 SLEEPY = "tests.fastapi_app.handlers:sleepy"
 
 
-FLASK_THREADING = {"kind": "threading"}
-FLASK_GEVENT = {"kind": "gevent"}
+FLASK_THREADING = {"kind": "flask-threading"}
+FLASK_GEVENT = {"kind": "flask-gevent"}
 
 
 def node(redis_url: str, prefix: str, role: dict[str, Any]) -> ServerProcess:
-    """A server on the fleet ``prefix``: FastAPI, or Flask when the role names an async
-    mode as ``kind``; the role's other keys are settings."""
+    """A server on the fleet ``prefix``: the role's ``kind`` (``server_of``; default
+    FastAPI); the role's other keys are settings."""
     settings = {"redis_url": redis_url, "redis_channel": prefix, **role}
-    kind = settings.pop("kind", "fastapi")
-    if kind == "fastapi":
-        return fastapi_server(settings=settings)
-    return flask_server(kind, settings=settings)
+    return server_of(settings.pop("kind", "fastapi"), settings=settings)
 
 
 @contextlib.contextmanager

@@ -22,7 +22,6 @@ import pytest
 
 from queues.handlers import OfflineHandler
 from tests.fastapi_app.helpers import WsClient
-from tests.flask_app.launch import ServerProcess
 from tests.flask_app.sio import EventLog
 from tests.fleet.nodes import (
     FLASK_GEVENT,
@@ -31,6 +30,7 @@ from tests.fleet.nodes import (
     answer_to,
     eventually,
     fleet,
+    health,
     said,
 )
 from tests.haproxy import HaproxyProcess, running_haproxy
@@ -215,7 +215,7 @@ async def test_a_killed_server_loses_no_accepted_job(
                     assert (await pages[0].get(f"/push?question={text}")).status == 200
 
                 async def victim_running() -> bool:
-                    return (await _health(victim))["queues"]["running"] > 0
+                    return (await health(victim))["queues"]["running"] > 0
 
                 await eventually(victim_running)
                 victim.kill()
@@ -232,7 +232,7 @@ async def test_a_killed_server_loses_no_accepted_job(
                 asked.append("what is 7 plus 7")
 
                 async def all_done() -> bool:
-                    return (await _health(survivor))["jobs"]["done"] == len(asked)
+                    return (await health(survivor))["jobs"]["done"] == len(asked)
 
                 await eventually(all_done, wait=40)
                 async with httpx.AsyncClient(timeout=10) as http:
@@ -245,8 +245,3 @@ async def test_a_killed_server_loses_no_accepted_job(
                         "audio_update", where=lambda e: e["audioURL"] == last
                     )
             assert survivor.alive()
-
-
-async def _health(server: ServerProcess) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=5) as http:
-        return (await http.get(f"{server.url}/health")).json()

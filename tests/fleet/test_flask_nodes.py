@@ -80,12 +80,12 @@ async def test_a_push_on_any_server_reaches_every_page_once(redis_server: RedisS
         assert all(server.alive() for server in servers)
 
 
-@pytest.mark.parametrize("first", ["fastapi", "threading"])
+@pytest.mark.parametrize("first", ["fastapi", "flask-threading"])
 async def test_a_socketio_channel_mismatch_stops_the_newcomer(
     redis_server: RedisServer, first: str
 ) -> None:
     """Whichever starts second refuses to start, naming both channels."""
-    second = "threading" if first == "fastapi" else "fastapi"
+    second = "flask-threading" if first == "fastapi" else "fastapi"
     with fleet(redis_server.url, {"kind": first}) as (running,):
         prefix = running.settings["redis_channel"]
         newcomer = node(redis_server.url, prefix, {"kind": second, "socketio_channel": "other"})

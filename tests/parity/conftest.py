@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.flask_app.launch import ServerProcess, fastapi_server, flask_server
+from tests.flask_app.launch import ServerProcess, server_of
 from tests.parity.handlers import GATE_ENV
 
 SERVERS = ("flask-threading", "flask-gevent", "fastapi")
@@ -40,10 +40,7 @@ class Gated:
 
 
 def start(kind: str, gate: Path) -> ServerProcess:
-    env = {GATE_ENV: str(gate)}
-    if kind == "fastapi":
-        return fastapi_server(settings=SETTINGS, env=env)
-    return flask_server(kind.removeprefix("flask-"), settings=SETTINGS, env=env)
+    return server_of(kind, settings=SETTINGS, env={GATE_ENV: str(gate)})
 
 
 @pytest.fixture(params=SERVERS)

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from queues.errors import QueueBusyError
 from tests.fastapi_app.helpers import WsClient
-from tests.flask_app.launch import ServerProcess, fastapi_server, flask_server
+from tests.flask_app.launch import ServerProcess, server_of
 from tests.flask_app.sio import EventLog
 from tests.fleet.nodes import SLEEPY, eventually, fleet
 from tests.redis_server import running_redis
@@ -30,10 +30,7 @@ SERVERS = ("flask-threading", "flask-gevent", "fastapi")
 
 
 def start(kind: str, **settings: object) -> ServerProcess:
-    settings = {"job_handler": SLEEPY, **settings}
-    if kind == "fastapi":
-        return fastapi_server(settings=settings)
-    return flask_server(kind.removeprefix("flask-"), settings=settings)
+    return server_of(kind, settings={"job_handler": SLEEPY, **settings})
 
 
 @pytest.mark.parametrize("kind", SERVERS)

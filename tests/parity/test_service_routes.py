@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from config import Settings
-from tests.flask_app.launch import ServerProcess, fastapi_server, flask_server
+from tests.flask_app.launch import ServerProcess, server_of
 from tests.redis_server import running_redis
 
 SERVERS = ("flask-threading", "flask-gevent", "fastapi")
@@ -28,9 +28,7 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def start(kind: str, settings: dict[str, str] | None = None) -> ServerProcess:
-    if kind == "fastapi":
-        return fastapi_server(settings=settings)
-    return flask_server(kind.removeprefix("flask-"), settings=settings)
+    return server_of(kind, settings=settings)
 
 
 def scrape(url: str) -> tuple[set[str], Samples]:
