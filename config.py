@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address to bind.")
     port: int = Field(8000, ge=0, le=65535, description="Port to bind (0 = any free port).")
     workers: int = Field(1, ge=1, description="uvicorn worker processes.")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1,::1",
+        description="Proxies whose X-Forwarded-For names the client (comma-separated "
+        "addresses or networks, '*' for any). The per-address connection cap and the "
+        "per-address limits see the forwarded client only behind one of these.",
+    )
     log_level: str = Field("info", description="Python logging level name.")
 
     # --- speech -------------------------------------------------------------------------
@@ -115,6 +121,12 @@ class Settings(BaseSettings):
         "clients and queues questions for other processes (needs GENIE_REDIS_URL).",
     )
     store: str = Field("memory", description="Job store: 'memory' or 'sqlite:///path/to.db'.")
+    store_busy_timeout: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds a write waits for a SQLite store locked by another process; "
+        "then the push is refused (HTTP 503 + Retry-After, /ws error 'unavailable').",
+    )
     max_queued: int = Field(
         500,
         ge=0,
@@ -226,8 +238,22 @@ class Settings(BaseSettings):
     jwt_secret: SecretStr | None = Field(
         None, description="HMAC secret for JWTs. Unset: auth off (dev). Set: every API needs one."
     )
-    jwt_algorithm: str = Field("HS256", description="JWT algorithm (HS256, HS384, HS512).")
-    jwt_leeway: float = Field(10.0, ge=0, description="Clock skew allowed on exp/iat (s).")
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = Field(
+        "HS256",
+        description="JWT algorithm; the only one accepted (a token's own header never picks it).",
+    )
+    jwt_leeway: float = Field(10.0, ge=0, description="Clock skew allowed on exp/nbf/iat (s).")
+    jwt_previous_secrets: list[SecretStr] = Field(
+        default_factory=list,
+        description="Secrets still accepted for verification during a key rollover (JSON "
+        "list); new tokens are signed with GENIE_JWT_SECRET only. Remove one to revoke it.",
+    )
+    jwt_audience: str | None = Field(
+        None, description="Required 'aud' claim of every JWT. Unset: 'aud' is not checked."
+    )
+    jwt_issuer: str | None = Field(
+        None, description="Required 'iss' claim of every JWT. Unset: 'iss' is not checked."
+    )
     allowed_origins: list[str] = Field(
         default_factory=list,
         description="Origins allowed to open /ws and Socket.IO (JSON list). Empty: same "
@@ -241,6 +267,72 @@ class Settings(BaseSettings):
         240.0, ge=0, description="Audio requests per minute per client; 0 = off."
     )
     rate_limit_audio_burst: int = Field(20, ge=1, description="Audio requests allowed at once.")
+
+    # --- floods: connections, slow clients, synthesis (FastAPI) -------------------------------
+    max_connections: int = Field(
+        4096,
+        ge=0,
+        description="Connections open at once (HTTP requests in flight, WebSockets, "
+        "Engine.IO long-polls); past it: HTTP 503 + Retry-After, WebSocket close 1013. "
+        "0: no cap.",
+    )
+    max_connections_per_ip: int = Field(
+        256,
+        ge=0,
+        description="Connections open at once per client address (the peer's, or the "
+        "X-Forwarded-For of a proxy uvicorn trusts: FORWARDED_ALLOW_IPS, default "
+        "loopback); past it: 503 / close 1013. 0: no cap.",
+    )
+    header_timeout: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds a client has to send a request's line and headers (from "
+        "connecting, or from its first byte on a kept-alive connection); then 408 and "
+        "closed. 0: no limit.",
+    )
+    body_timeout: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds a client has to send a request's whole body once its headers "
+        "are in; then the connection is closed. 0: no limit.",
+    )
+    max_syntheses: int = Field(
+        16,
+        ge=0,
+        description="Speech requests synthesized at once in this process; past it: HTTP "
+        "503 + Retry-After, /ws/tts error 'busy'. 0: no cap.",
+    )
+    max_syntheses_per_client: int = Field(
+        4,
+        ge=0,
+        description="Speech requests synthesized at once per client (JWT subject, else "
+        "address); past it: HTTP 429 + Retry-After, /ws/tts error 'busy'. 0: no cap.",
+    )
+    rate_limit_speech: float = Field(
+        60.0,
+        ge=0,
+        description="Synthesis requests per minute per client on /v1/audio/speech, "
+        "/api/v1/tts, each /ws/tts request and scene generation; 0 = off.",
+    )
+    rate_limit_speech_burst: int = Field(10, ge=1, description="Synthesis requests at once.")
+    rate_limit_login: float = Field(
+        10.0, ge=0, description="Login attempts per minute per address (POST /login); 0 = off."
+    )
+    rate_limit_login_burst: int = Field(5, ge=1, description="Login attempts allowed at once.")
+    login_users: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Users of the login page, 'name:hash' entries separated by commas (hash "
+        "from 'python -m fastapi_app.passwords NAME'). Set, with GENIE_JWT_SECRET: /genie "
+        "asks for a login and the session cookie authenticates the page.",
+    )
+    login_session_ttl: float = Field(
+        28_800.0, gt=0, description="Seconds a login session cookie stays valid (8 h)."
+    )
+    login_cookie_secure: bool = Field(
+        False,
+        description="Always mark the session cookie Secure (TLS ends at a proxy). It is "
+        "Secure anyway when the request arrives over https.",
+    )
 
     # --- lifecycle ----------------------------------------------------------------------------
     shutdown_timeout: float = Field(
@@ -277,7 +369,7 @@ class Settings(BaseSettings):
     )
     scene_synth_slots: int = Field(2, ge=1, description="Scene chunks synthesized at once.")
 
-    @field_validator("tts_providers", "openai_tts_voices", mode="before")
+    @field_validator("tts_providers", "openai_tts_voices", "login_users", mode="before")
     @classmethod
     def _split_chain(cls, value: object) -> object:
         # Accept "elevenlabs,espeak" as well as a JSON list (NoDecode: the env value

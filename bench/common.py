@@ -31,6 +31,19 @@ REPORTS = ROOT / "bench" / "reports"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
+# A bench's load comes from one loopback address and, mostly, one client: the
+# per-address and per-client limits a deployment wants would refuse the bench's own load.
+NO_CLIENT_LIMITS_ENV = {
+    "GENIE_RATE_LIMIT_QUERIES": "0",
+    "GENIE_RATE_LIMIT_AUDIO": "0",
+    "GENIE_RATE_LIMIT_SPEECH": "0",
+    "GENIE_MAX_QUEUED_PER_CLIENT": "0",
+    "GENIE_MAX_CONNECTIONS": "0",
+    "GENIE_MAX_CONNECTIONS_PER_IP": "0",
+    "GENIE_MAX_SYNTHESES": "0",
+    "GENIE_MAX_SYNTHESES_PER_CLIENT": "0",
+}
+
 
 # --- statistics -----------------------------------------------------------------------
 
@@ -188,6 +201,7 @@ def command_line() -> str:
     script = Path(sys.argv[0]).resolve()
     if script.suffix == ".py" and script.is_relative_to(ROOT):
         module = script.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".")
+        module = module.removesuffix(".__main__")  # a package run as python -m package
         return shlex.join(["python", "-m", module, *sys.argv[1:]])
     return shlex.join(sys.argv)
 

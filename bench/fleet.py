@@ -36,6 +36,7 @@ import httpx
 
 from bench import rawws
 from bench.common import (
+    NO_CLIENT_LIMITS_ENV,
     ServerProcess,
     free_port,
     md_table,
@@ -61,8 +62,7 @@ async def slow(job: Job) -> str:
 @contextmanager
 def node(redis_url: str | None, prefix: str, **settings: Any) -> Iterator[ServerProcess]:
     port = free_port()
-    env = {"GENIE_LOG_LEVEL": "warning", "GENIE_RATE_LIMIT_QUERIES": "0",
-           "GENIE_MAX_QUEUED_PER_CLIENT": "0", "GENIE_CLOCK_INTERVAL": "3600"}  # fmt: skip
+    env = {"GENIE_LOG_LEVEL": "warning", "GENIE_CLOCK_INTERVAL": "3600", **NO_CLIENT_LIMITS_ENV}
     if redis_url:
         env |= {"GENIE_REDIS_URL": redis_url, "GENIE_REDIS_CHANNEL": prefix}
     env |= {f"GENIE_{k.upper()}": str(v) for k, v in settings.items()}

@@ -60,6 +60,7 @@ import openai
 import uvloop
 
 from bench.common import (
+    NO_CLIENT_LIMITS_ENV,
     REPORTS,
     ServerProcess,
     fmt,
@@ -91,7 +92,7 @@ STAGGER_CHARS = (200, 50)  # long, short, long, short ...
 KIT_ENV = {
     "GENIE_LOG_LEVEL": "warning",
     "GENIE_TTS_CACHE_ENTRIES": "0",  # every request reaches the provider
-    "GENIE_RATE_LIMIT_AUDIO": "0",  # one client sends everything
+    **NO_CLIENT_LIMITS_ENV,  # one client sends every synthesis request, several at once
     "GENIE_CLOCK_INTERVAL": "3600",
     "GENIE_OPENAI_TTS_API_KEY": API_KEY,
     "GENIE_OPENAI_TTS_MODEL": MODEL,

@@ -52,6 +52,7 @@ import httpx
 
 from bench import rawws
 from bench.common import (
+    NO_CLIENT_LIMITS_ENV,
     REPORTS,
     ServerProcess,
     cpu_seconds,
@@ -67,12 +68,10 @@ from bench.ws_report import RunResult, Scenario, print_result, report
 
 SERVER_ENV = {
     # Keep only the traffic under test: no 1 Hz time_update, quiet logs, and no
-    # per-client query limit or queue cap for the job round-trip (one client sends them
-    # all).
+    # per-client limits (one address holds every client; one client asks every job).
     "GENIE_CLOCK_INTERVAL": "3600",
     "GENIE_LOG_LEVEL": "warning",
-    "GENIE_RATE_LIMIT_QUERIES": "0",
-    "GENIE_MAX_QUEUED_PER_CLIENT": "0",
+    **NO_CLIENT_LIMITS_ENV,
 }
 
 

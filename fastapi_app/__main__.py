@@ -15,6 +15,7 @@ import os
 import sys
 
 import uvicorn
+from pydantic import SecretStr
 
 from config import Settings
 from fastapi_app.main import create_app
@@ -52,8 +53,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def _run_options(settings: Settings) -> dict[str, object]:
     config = uvicorn_config("fastapi_app.main:app_from_env", settings)
-    keys = ("host", "port", "ws", "ws_max_size", "ws_per_message_deflate",
-            "timeout_graceful_shutdown", "log_level", "lifespan", "server_header")  # fmt: skip
+    keys = ("host", "port", "ws", "ws_max_size", "ws_per_message_deflate", "http",
+            "timeout_graceful_shutdown", "log_level", "lifespan", "server_header",
+            "proxy_headers", "forwarded_allow_ips")  # fmt: skip
     return {key: getattr(config, key) for key in keys}
 
 
@@ -62,11 +64,17 @@ def _as_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump(mode="json").items():
         if value is None:
             continue
-        if name in ("jwt_secret", "elevenlabs_api_key", "openai_api_key"):
-            secret = getattr(settings, name)
-            value = secret.get_secret_value()
+        value = _revealed(getattr(settings, name), value)  # the dump masks secrets
         env[f"GENIE_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     return env
+
+
+def _revealed(raw: object, dumped: object) -> object:
+    if isinstance(raw, SecretStr):
+        return raw.get_secret_value()
+    if isinstance(raw, list) and any(isinstance(item, SecretStr) for item in raw):
+        return [_revealed(item, item) for item in raw]
+    return dumped
 
 
 if __name__ == "__main__":

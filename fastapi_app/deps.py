@@ -29,7 +29,7 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def authenticate(request: Request, rt: RuntimeDep) -> str | None:
-    """The token's subject; None when auth is off. Bearer header first, then ?token=."""
+    """The token's subject; None when auth is off. Bearer header, ?token=, session cookie."""
     if not rt.access.auth:
         return None
     try:
@@ -44,12 +44,19 @@ async def authenticate(request: Request, rt: RuntimeDep) -> str | None:
 Subject = Annotated[str | None, Depends(authenticate)]
 
 
-async def _limit(rt: Runtime, limiter: RateLimiter | None, kind: str, key: str) -> None:
+async def refused_for(rt: Runtime, limiter: RateLimiter | None, kind: str, key: str) -> int | None:
+    """Spend one request of ``key``: None if allowed, else whole seconds to wait (counted
+    in ``genie_rate_limited_total{kind}``). For callers that answer in their own shape."""
     if limiter is None or (retry_after := await limiter.hit(key)) is None:
-        return
+        return None
     if rt.metrics is not None:
         rt.metrics.rate_limited.labels(kind).inc()
-    wait = max(1, math.ceil(retry_after))
+    return max(1, math.ceil(retry_after))
+
+
+async def _limit(rt: Runtime, limiter: RateLimiter | None, kind: str, key: str) -> None:
+    if (wait := await refused_for(rt, limiter, kind, key)) is None:
+        return
     raise ApiError(
         429,
         "rate_limited",
@@ -58,11 +65,11 @@ async def _limit(rt: Runtime, limiter: RateLimiter | None, kind: str, key: str) 
     )
 
 
-def caller_key(request: Request, subject: str | None) -> str:
+def caller_key(conn: HTTPConnection, subject: str | None) -> str:
     """Rate-limit key: the token's subject, else the peer address."""
     if subject is not None:
         return f"sub:{subject}"
-    return f"ip:{request.client.host if request.client else 'unknown'}"
+    return f"ip:{conn.client.host if conn.client else 'unknown'}"
 
 
 async def limit_queries(request: Request, rt: RuntimeDep, subject: Subject) -> None:
@@ -73,5 +80,10 @@ async def limit_audio(request: Request, rt: RuntimeDep, subject: Subject) -> Non
     await _limit(rt, rt.access.audio, "audio", caller_key(request, subject))
 
 
+async def limit_speech(request: Request, rt: RuntimeDep, subject: Subject) -> None:
+    await _limit(rt, rt.access.speech, "speech", caller_key(request, subject))
+
+
 QueryAllowed = Annotated[None, Depends(limit_queries)]
 AudioAllowed = Annotated[None, Depends(limit_audio)]
+SpeechAllowed = Annotated[None, Depends(limit_speech)]

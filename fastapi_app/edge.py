@@ -1,9 +1,13 @@
 """``GenieApp``: the one ASGI layer uvicorn calls, in front of Socket.IO and FastAPI.
 
 Per connection it (1) checks the Origin of WebSocket and Socket.IO handshakes (full
-stage), (2) serves ``/ws`` itself, (3) guards Engine.IO long-polls, and hands the rest
+stage), (2) serves ``/ws`` itself, (3) guards Engine.IO long-polls, (4) refuses
+cross-site requests that change state (full stage, ``fastapi_app.csrf``), (5) adds the
+security headers to every HTTP response (``fastapi_app.headers``), and hands the rest
 to ``socketio.ASGIApp(sio, other_asgi_app=api)``: Socket.IO at ``/socket.io/``,
-everything else FastAPI.
+everything else FastAPI. Before all of it, each connection is counted against the
+per-address and total caps (``fastapi_app.connection_caps``): past one it gets 503 or,
+a WebSocket, close 1013.
 
 ``/ws`` bypasses FastAPI's router on purpose: a WebSocket lives for hours and every
 layer it passes keeps a frame alive for that long and sits on its send path. Served
@@ -20,8 +24,14 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from fastapi_app.connection_caps import ConnectionCaps, client_address
+from fastapi_app.connection_caps import refuse as refuse_busy
+from fastapi_app.csrf import CrossSiteGuard
+from fastapi_app.csrf import refuse as refuse_cross_site
+from fastapi_app.headers import SecurityHeaders
 from fastapi_app.longpoll import is_long_poll, serve_long_poll
 from fastapi_app.origin_guard import origin_allowed, refuse
+from fastapi_app.peer_closed import peer_closed_aware
 from fastapi_app.runtime import Runtime
 from fastapi_app.security import OriginPolicy
 from fastapi_app.socketio_compat import LegacySocketIO
@@ -41,6 +51,7 @@ class GenieApp:
         origins: OriginPolicy | None,
         on_origin_refused: Callable[[], None] | None,
         native_ws: bool,
+        caps: ConnectionCaps | None = None,
     ) -> None:
         self.api = api
         self.legacy = legacy_io
@@ -48,16 +59,40 @@ class GenieApp:
         self._origins = origins
         self._on_refused = on_origin_refused
         self._native_ws = native_ws
+        self._caps = caps  # connections open at once (fastapi_app.connection_caps)
+        # The same allow-list decides for sockets and for state-changing requests.
+        self._cross_site = CrossSiteGuard(origins) if origins is not None else None
+        self._headers = SecurityHeaders(
+            (api.docs_url, api.redoc_url, api.swagger_ui_oauth2_redirect_url)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        caps = self._caps
+        if caps is None or scope["type"] == "lifespan":
+            await self._dispatch(scope, receive, send)
+            return
+        # Counted before any other work: a flood is refused at the cost of one answer.
+        address = client_address(scope)
+        refused = caps.enter(address)
+        if refused is not None:
+            await refuse_busy(scope, receive, send, refused)
+            return
+        try:
+            await self._dispatch(scope, receive, send)
+        finally:
+            caps.leave(address)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
+        if kind == "http":
+            send = self._headers.wrap(scope, send)
         if kind == "websocket":
             if not self._origin_ok(scope):
                 await refuse(scope, receive, send)
             elif self._native_ws and scope["path"] == "/ws":
-                await self._serve_ws(scope, receive, send)
+                await self._serve_ws(scope, receive, send)  # its Outbox handles a gone peer
             else:
-                await self._inner(scope, receive, send)
+                await self._inner(scope, receive, peer_closed_aware(send))
         elif kind == "http" and scope["path"].startswith(SOCKETIO_PATH):
             if not self._origin_ok(scope):
                 await refuse(scope, receive, send)
@@ -65,6 +100,8 @@ class GenieApp:
                 await serve_long_poll(self._inner, scope, receive, send)
             else:
                 await self._inner(scope, receive, send)
+        elif kind == "http" and (refusal := self._cross_site_refusal(scope)) is not None:
+            await refuse_cross_site(send, refusal)
         else:
             await self._inner(scope, receive, send)
 
@@ -83,6 +120,9 @@ class GenieApp:
         if self._on_refused is not None:
             self._on_refused()
         return False
+
+    def _cross_site_refusal(self, scope: Scope) -> str | None:
+        return self._cross_site.refusal(scope) if self._cross_site is not None else None
 
     async def _serve_ws(self, scope: Scope, receive: Receive, send: Send) -> None:
         ws = WebSocket(scope, receive=receive, send=send)

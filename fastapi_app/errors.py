@@ -8,12 +8,14 @@ closed or every speech provider failed 503.
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from queues.errors import QueueError
 from tts.errors import TTSError
@@ -69,7 +71,16 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", message, detail=detail)
 
 
+async def _starlette_error(request: Request, exc: Exception) -> JSONResponse:
+    # FastAPI's own refusals (an unknown path 404, a wrong method 405, a body that is not
+    # UTF-8 400) in the same shape as every other error, not {"detail": ...}.
+    assert isinstance(exc, StarletteHTTPException)
+    code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+    return error_response(exc.status_code, code, str(exc.detail), exc.headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _starlette_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(legacy_http.HttpError, _http_error)
     app.add_exception_handler(QueueError, _core_error)
@@ -77,10 +88,19 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
 
 
+def error_doc(description: str) -> dict[str, Any]:
+    """An error entry for ``responses=``: JSON on every route. (With ``model=`` FastAPI
+    files the schema under the route's own media type: text/plain on a text route.)"""
+    return {"description": description,
+            "content": {"application/json": {"schema": ErrorBody.model_json_schema()}}}  # fmt: skip
+
+
 # OpenAPI ``responses=`` entries shared by the routes.
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing, invalid or expired token (auth on)."},
-    413: {"model": ErrorBody, "description": "Text over the 5,000 character limit."},
-    422: {"model": ErrorBody, "description": "Missing or invalid parameter."},
-    429: {"model": ErrorBody, "description": "Rate limit; see Retry-After."},
+    401: error_doc("Missing, invalid or expired token (auth on)."),
+    413: error_doc("Text over the 5,000 character limit."),
+    422: error_doc("Missing or invalid parameter."),
+    429: error_doc("Rate limit; see Retry-After."),
 }
+# Routes with a JSON body: FastAPI refuses one that is not UTF-8 before validating it.
+BAD_BODY: dict[int | str, dict[str, Any]] = {400: error_doc("The body is not UTF-8 JSON.")}

@@ -14,7 +14,9 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from config import Settings
+from fastapi_app import login
 from fastapi_app.access import Access
+from fastapi_app.connection_caps import ConnectionCaps
 from fastapi_app.edge import GenieApp
 from fastapi_app.errors import install_error_handlers
 from fastapi_app.features import Features
@@ -25,6 +27,7 @@ from fastapi_app.routers.scenes import build_router as build_scenes_router
 from fastapi_app.routers.tts_stream import router as tts_stream_router
 from fastapi_app.runtime import Runtime
 from fastapi_app.socketio_compat import LegacySocketIO
+from wire import log_redaction
 
 DESCRIPTION = """Genie-in-the-Box on FastAPI. Native WebSocket at `/ws` (JSON frames, see
 `wire/frames.py`), Socket.IO at `/socket.io/` for the original page, speech at
@@ -37,6 +40,9 @@ def create_app(settings: Settings | None = None) -> GenieApp:
     features = Features.for_settings(settings)
     access = Access.from_settings(settings, features)
     metrics = AppMetrics() if features.metrics else None
+    caps = ConnectionCaps.from_settings(settings)
+    if metrics is not None and caps is not None:
+        metrics.watch_connections(caps)
     legacy_io = LegacySocketIO(settings, access, metrics, direct=features.direct_frames)
 
     @contextlib.asynccontextmanager
@@ -67,15 +73,20 @@ def create_app(settings: Settings | None = None) -> GenieApp:
     api.include_router(tts_stream_router)
     api.include_router(openai_speech_router)
     api.include_router(build_scenes_router(settings))
+    if (login_router := login.build_router(settings, access.auth)) is not None:
+        api.include_router(login_router)
     return GenieApp(
         api,
         legacy_io,
         origins=access.origins,
         on_origin_refused=metrics.origin_rejected.inc if metrics is not None else None,
         native_ws=features.native_ws,  # served by GenieApp itself, see fastapi_app.edge
+        caps=caps,
     )
 
 
 def app_from_env() -> GenieApp:
     """Factory for ``uvicorn --factory fastapi_app.main:app_from_env`` (GENIE_* env)."""
+    # A worker process configured uvicorn's loggers itself: redact tokens there too.
+    log_redaction.install()
     return create_app(Settings())

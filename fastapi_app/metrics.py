@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from queues.metrics import connection_metrics, exposition, job_metrics
 
 if TYPE_CHECKING:
+    from fastapi_app.connection_caps import ConnectionCaps
     from fastapi_app.runtime import Runtime
 
 
@@ -42,6 +43,15 @@ class AppMetrics:
             "WebSocket or Socket.IO handshakes refused for their Origin.",
             registry=self.registry,
         )
+
+    def watch_connections(self, caps: ConnectionCaps) -> None:
+        """What the connection caps count right now (``fastapi_app.connection_caps``)."""
+        gauge = Gauge(
+            "genie_connections_in_flight",
+            "Connections the caps count now: HTTP requests in flight, WebSockets, long-polls.",
+            registry=self.registry,
+        )
+        gauge.set_function(lambda: caps.open)
 
     def watch(self, runtime: Callable[[], Runtime | None]) -> None:
         """Read live values (connections, jobs, frames) from the runtime at scrape time."""

@@ -24,6 +24,7 @@ from fastapi_app.metrics import AppMetrics
 from fastapi_app.socketio_compat import LegacySocketIO
 from fastapi_app.streams import AudioStreams
 from queues import JobService, build_job_queues
+from tts.admission import SynthesisCaps
 from tts.engine import SpeechEngine, build_speech_engine
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class Runtime:
     streams: AudioStreams
     queues: JobService = field(init=False)
     speech: SpeechEngine | None = field(init=False, default=None)
+    synthesis: SynthesisCaps = field(init=False, default_factory=SynthesisCaps)
     _tasks: set[asyncio.Task[None]] = field(init=False, default_factory=set)
     _drained: bool = field(init=False, default=False)
 
@@ -59,6 +61,7 @@ class Runtime:
             log_audio=features.stage == "skeletal",
         )
         rt = cls(settings, features, access, legacy, metrics, connections, hub, AudioStreams())
+        rt.synthesis = SynthesisCaps.from_settings(settings)
         if connections is not None and features.cancel_on_disconnect:
             connections.set_on_gone(rt.client_gone)
         return rt

@@ -8,7 +8,8 @@ Nothing here builds an app: each piece is a plain object that ``create_app`` wir
   first WebSocket frame ``{"type": "auth", "token": ...}`` (:func:`auth_frame_token`),
   and ``?token=`` (:func:`query_token`). The query string is the least safe: it ends up
   in access logs, proxies and browser history, so it exists only for the seeds' clients
-  that cannot set headers.
+  that cannot set headers. Last, the login page's HttpOnly session cookie
+  (:func:`cookie_token`), for the unmodified page, which sends no token of its own.
 - :class:`OriginPolicy` guards WebSocket and Socket.IO handshakes against cross-site
   pages (browsers apply no CORS to WebSockets).
 - :class:`RateLimiter` is what the routes and ``/ws`` ask; :class:`TokenBucket` is the
@@ -21,15 +22,16 @@ import ipaddress
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, cookie_parser
 
 Clock = Callable[[], float]
+SESSION_COOKIE = "genie_session"  # set by the login page (fastapi_app.login)
 
 
 class AuthError(Exception):
@@ -44,8 +46,20 @@ class AuthError(Exception):
 # --- JWT ------------------------------------------------------------------------------
 
 
+# Longest token read at all. HMAC tokens minted for this server are a few hundred bytes;
+# the cap stops a megabyte "token" (an auth frame may be 64 KiB, a Socket.IO auth payload
+# more) from costing base64 and JSON decoding before its signature is even looked at.
+MAX_TOKEN_CHARS = 4096
+
+
 class TokenVerifier:
-    """Verify (and, for tests and dev, mint) JWTs signed with one shared secret."""
+    """Verify (and, for tests, dev and the login page, mint) JWTs signed with a shared secret.
+
+    ``previous`` secrets are still accepted during a key rollover; tokens are always
+    signed with ``secret``. Every key is tried with the one configured ``algorithm``, so a
+    rollover never lets a token's header choose another one. ``audience`` / ``issuer``,
+    when set, are required claims (and put into issued tokens); unset, not checked.
+    """
 
     def __init__(
         self,
@@ -53,12 +67,22 @@ class TokenVerifier:
         algorithm: str = "HS256",
         leeway: float = 10.0,
         clock: Clock = time.time,
+        *,
+        previous: Sequence[str] = (),
+        audience: str | None = None,
+        issuer: str | None = None,
     ) -> None:
         self._secret = secret or None
+        self._keys = [k for k in (self._secret, *previous) if k] if self._secret else []
         self.algorithm = algorithm
         # Leeway absorbs small clock skew between the token issuer and this server.
         self.leeway = leeway
         self._clock = clock
+        self._claims = {k: v for k, v in (("aud", audience), ("iss", issuer)) if v}
+        self._options: dict[str, Any] = {
+            "require": ["exp", "sub", *self._claims],
+            "verify_aud": audience is not None,
+        }
 
     @property
     def enabled(self) -> bool:
@@ -73,26 +97,46 @@ class TokenVerifier:
             return {}
         if not token:
             raise AuthError("missing_token", "an access token is required")
-        try:
-            return jwt.decode(
-                token,
-                self._secret,
-                # A fixed list: never let the token's own header choose the algorithm.
-                algorithms=[self.algorithm],
-                leeway=self.leeway,
-                options={"require": ["exp", "sub"]},
+        if len(token) > MAX_TOKEN_CHARS:
+            raise AuthError(
+                "token_too_large", f"the access token is over {MAX_TOKEN_CHARS} characters"
             )
+        try:
+            return self._decode(token)
         except jwt.ExpiredSignatureError as exc:
             raise AuthError("token_expired", "the access token has expired") from exc
         except jwt.InvalidTokenError as exc:
             raise AuthError("invalid_token", f"the access token is invalid: {exc}") from exc
 
+    def _decode(self, token: str) -> dict[str, Any]:
+        # PyJWT takes one key per call: current first, then each previous one, moving on
+        # only when the signature does not match (an expired token stays expired).
+        *older, last = self._keys
+        for key in older:
+            try:
+                return self._decode_with(token, key)
+            except jwt.InvalidSignatureError:
+                continue
+        return self._decode_with(token, last)
+
+    def _decode_with(self, token: str, key: str) -> dict[str, Any]:
+        return jwt.decode(
+            token,
+            key,
+            # A fixed list: never let the token's own header choose the algorithm.
+            algorithms=[self.algorithm],
+            leeway=self.leeway,
+            audience=self._claims.get("aud"),
+            issuer=self._claims.get("iss"),
+            options=self._options,  # type: ignore[arg-type]
+        )
+
     def issue(self, subject: str, ttl: float = 3600.0, **claims: Any) -> str:
-        """Mint a token for ``subject`` valid for ``ttl`` seconds (tests, dev clients)."""
+        """Mint a token for ``subject`` valid for ``ttl`` seconds, signed with ``secret``."""
         if self._secret is None:
             raise RuntimeError("cannot issue tokens: no JWT secret is configured")
         now = int(self._clock())
-        payload = {"iat": now, **claims, "sub": subject, "exp": now + int(ttl)}
+        payload = {"iat": now, **self._claims, **claims, "sub": subject, "exp": now + int(ttl)}
         return jwt.encode(payload, self._secret, algorithm=self.algorithm)
 
 
@@ -116,9 +160,22 @@ def query_token(query: Mapping[str, str] | str | None) -> str | None:
     return query.get("token") or None
 
 
-def token_from_connection(conn: HTTPConnection) -> str | None:
-    """Token of an HTTP request or WebSocket handshake: Bearer header, then ``?token=``."""
-    return bearer_token(conn.headers.get("authorization")) or query_token(conn.query_params)
+def cookie_token(cookies: Mapping[str, str] | str | None) -> str | None:
+    """The login page's session cookie (``fastapi_app.login``), from parsed cookies or a
+    raw ``Cookie`` header. Browsers send it by themselves, so it comes last everywhere."""
+    if isinstance(cookies, str):
+        cookies = cookie_parser(cookies)
+    return (cookies or {}).get(SESSION_COOKIE) or None
+
+
+def token_from_connection(conn: HTTPConnection, *, cookie: bool = True) -> str | None:
+    """Token of an HTTP request or WebSocket handshake: Bearer header, ``?token=``, then
+    (unless ``cookie`` is False) the session cookie."""
+    return (
+        bearer_token(conn.headers.get("authorization"))
+        or query_token(conn.query_params)
+        or (cookie_token(conn.cookies) if cookie else None)
+    )
 
 
 def auth_frame_token(frame: str | bytes | Mapping[str, Any]) -> str | None:
@@ -126,7 +183,7 @@ def auth_frame_token(frame: str | bytes | Mapping[str, Any]) -> str | None:
     if isinstance(frame, str | bytes):
         try:
             frame = json.loads(frame)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting is no auth frame either
             return None
     if not isinstance(frame, Mapping) or frame.get("type") != "auth":
         return None
@@ -135,11 +192,14 @@ def auth_frame_token(frame: str | bytes | Mapping[str, Any]) -> str | None:
 
 
 def token_from_sio(environ: Mapping[str, Any], auth: object = None) -> str | None:
-    """Token of a Socket.IO connect: ``auth={"token": ...}``, Bearer header, ``?token=``."""
+    """Token of a Socket.IO connect: ``auth={"token": ...}``, Bearer header, ``?token=``,
+    then the session cookie (the unmodified page sends nothing else)."""
     if isinstance(auth, Mapping) and isinstance(auth.get("token"), str) and auth["token"]:
         return auth["token"]
-    return bearer_token(environ.get("HTTP_AUTHORIZATION")) or query_token(
-        environ.get("QUERY_STRING", "")
+    return (
+        bearer_token(environ.get("HTTP_AUTHORIZATION"))
+        or query_token(environ.get("QUERY_STRING", ""))
+        or cookie_token(environ.get("HTTP_COOKIE"))
     )
 
 

@@ -9,6 +9,7 @@ encoded once and queued on every Engine.IO socket without an asyncio Task per re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -19,6 +20,7 @@ from config import Settings
 from fastapi_app.access import Access
 from fastapi_app.metrics import AppMetrics
 from fastapi_app.security import AuthError, token_from_sio
+from fastapi_app.sio_guard import GuardedServer
 from fastapi_app.sio_manager import BroadcastManager, RedisBroadcastManager
 from wire import legacy
 
@@ -36,6 +38,7 @@ class LegacySocketIO:
     ) -> None:
         self._access = access
         self._metrics = metrics
+        self._close_timeout = settings.ws_close_timeout
         manager: BroadcastManager
         if settings.redis_url:
             manager = RedisBroadcastManager(
@@ -43,7 +46,7 @@ class LegacySocketIO:
             )
         else:
             manager = BroadcastManager(direct=direct)
-        self.sio = socketio.AsyncServer(
+        self.sio = GuardedServer(  # checks client packets first: fastapi_app.sio_guard
             async_mode="asgi",
             client_manager=manager,
             # An OriginPolicy is a valid engineio origin hook; None is engineio's own
@@ -81,7 +84,11 @@ class LegacySocketIO:
     async def close(self) -> None:
         """Disconnect every client (shutdown); long-polls return at once."""
         if self.sio.eio.sockets:
-            await self.sio.eio.disconnect()
+            # A polling client that never polls again never reads its CLOSE packet, and
+            # Engine.IO waits for that read until its ping timeout (45 s): bound the wait.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._close_timeout):
+                    await self.sio.eio.disconnect()
         await self.sio.shutdown()
 
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 import time
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from fastapi.responses import JSONResponse
 from starlette.types import Send
@@ -24,7 +24,7 @@ from fastapi_app.connections import check_resume
 from fastapi_app.direct_frames import direct_writer
 from fastapi_app.errors import error_response
 from fastapi_app.runtime import Runtime
-from fastapi_app.security import AuthError, auth_frame_token, token_from_connection
+from fastapi_app.security import AuthError, auth_frame_token, cookie_token, token_from_connection
 from queues.errors import QuestionError, QueueBusyError, QueueClosedError, QueueUnavailableError
 from queues.service import COUNT_EVENTS
 from tts.errors import TTSError
@@ -73,7 +73,7 @@ class WsSession:
         if self.connections.draining:
             await self.ws.close(SERVICE_RESTART, "server restarting")
             raise _Rejected
-        token = token_from_connection(self.ws) if access.auth else None
+        token = token_from_connection(self.ws, cookie=False) if access.auth else None
         if token is not None:
             # A token in the handshake is checked before accepting: 401 with a JSON body.
             try:
@@ -87,7 +87,17 @@ class WsSession:
         await self.ws.accept()
         if not access.auth:
             return None
+        if (claims := self._cookie_claims()) is not None:
+            return subject_of(claims)
         return await self._auth_frame()
+
+    def _cookie_claims(self) -> dict[str, Any] | None:
+        """The login page's session cookie, if valid. A bad one is no refusal: the client
+        may still send an auth frame (the page's own ?token=)."""
+        try:
+            return self.rt.access.verifier.verify(cookie_token(self.ws.cookies))
+        except AuthError:
+            return None
 
     async def _auth_frame(self) -> str | None:
         """Browsers cannot set headers on a WebSocket: the first frame carries the token."""

@@ -22,6 +22,7 @@ from flask import Flask
 from werkzeug.serving import WSGIRequestHandler
 
 from flask_app.app import runtime, socketio_of
+from wire import log_redaction
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def nodelay_spawn(fn: Callable[..., Any], *args: Any) -> Any:
 
 def serve(app: Flask, host: str, port: int) -> None:
     """Start the core, serve until SIGINT/SIGTERM, then stop everything in order."""
+    log_redaction.install()  # Werkzeug's request lines carry ?token= like uvicorn's
     rt = runtime(app)
     rt.start()
     try:

@@ -29,6 +29,19 @@ class QueueUnavailableError(QueueError):
         self.retry_after = retry_after
 
 
+class StoreUnavailableError(QueueUnavailableError):
+    """The job store refused a write (SQLite locked by another process, disk full). A
+    push or delete it refuses is not made in memory either; ask again later."""
+
+    code = "store_unavailable"
+
+    def __init__(self, detail: str, retry_after: float = 2.0) -> None:
+        QueueError.__init__(
+            self, f"the job store cannot save ({detail}); nothing was changed, ask again later"
+        )
+        self.retry_after = retry_after
+
+
 class QueueBusyError(QueueError):
     """Too much work is queued (all of it, or this client's): nothing was queued."""
 

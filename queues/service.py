@@ -260,9 +260,11 @@ class JobQueues:
     async def delete(self, id_hash: str) -> Job:
         """Forget a finished (done or dead) job; JobActiveError if it is still queued."""
         for queue in (self.done, self.dead):
-            job = queue.delete_by_id_hash(id_hash)
-            if job is not None:
-                await self.store.delete(id_hash)
+            if id_hash in queue:
+                await self.store.delete(id_hash)  # first: a refused write changes nothing
+                job = queue.delete_by_id_hash(id_hash)
+                if job is None:  # forgotten meanwhile (history limit, another delete)
+                    break
                 await self.todo.emitter.counts(queue)
                 return job
         active = self.get(id_hash)
@@ -356,7 +358,7 @@ def build_job_queues(
         handler=load_handler(settings),
         emit_audio=emit_audio,
         emit_event=emit_event,
-        store=open_store(settings.store),
+        store=open_store(settings.store, settings.store_busy_timeout),
         consumers=settings.consumers,
         job_timeout=settings.job_timeout,
         history_limit=settings.history_limit,

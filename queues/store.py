@@ -6,13 +6,15 @@ holds each job's last state; ``JobQueues`` resumes the ones left todo or running
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import sqlite3
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import aiosqlite
 
-from queues.errors import StoreConfigError
+from queues.errors import StoreConfigError, StoreUnavailableError
 from queues.models import Job
 
 _COLUMNS = (
@@ -86,10 +88,15 @@ class MemoryStore:
 
 
 class SqliteStore:
-    """One ``jobs`` table in WAL mode, autocommit: each save is its own transaction."""
+    """One ``jobs`` table in WAL mode, autocommit: each save is its own transaction.
 
-    def __init__(self, path: str | Path) -> None:
+    A write the file refuses (locked past ``busy_timeout`` s, disk full) raises
+    ``StoreUnavailableError``: the transaction left the file as it was.
+    """
+
+    def __init__(self, path: str | Path, busy_timeout: float = 5.0) -> None:
         self.path = Path(path)
+        self.busy_timeout = busy_timeout
         self._db: aiosqlite.Connection | None = None
 
     async def open(self) -> None:
@@ -101,7 +108,7 @@ class SqliteStore:
             await db.execute("PRAGMA journal_mode=WAL")
             # NORMAL is durable against a killed process (not a power cut) and much faster.
             await db.execute("PRAGMA synchronous=NORMAL")
-            await db.execute("PRAGMA busy_timeout=5000")
+            await db.execute(f"PRAGMA busy_timeout={round(self.busy_timeout * 1000)}")
             await db.execute(_SCHEMA)
         except BaseException:
             await db.close()
@@ -110,10 +117,12 @@ class SqliteStore:
 
     async def save(self, job: Job) -> None:
         row = job.to_dict()
-        await self._conn.execute(_UPSERT, [row[c] for c in _COLUMNS])
+        with _refused_writes():
+            await self._conn.execute(_UPSERT, [row[c] for c in _COLUMNS])
 
     async def delete(self, id_hash: str) -> None:
-        await self._conn.execute("DELETE FROM jobs WHERE id_hash = ?", (id_hash,))
+        with _refused_writes():
+            await self._conn.execute("DELETE FROM jobs WHERE id_hash = ?", (id_hash,))
 
     async def load(self) -> list[Job]:
         sql = f"SELECT {', '.join(_COLUMNS)} FROM jobs ORDER BY seq"
@@ -132,11 +141,20 @@ class SqliteStore:
         return self._db
 
 
+@contextlib.contextmanager
+def _refused_writes() -> Iterator[None]:
+    """SQLite's refusals (SQLITE_BUSY, SQLITE_FULL, I/O errors) -> StoreUnavailableError."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise StoreUnavailableError(str(exc)) from exc
+
+
 def _job_from_row(row: Iterable[object]) -> Job:
     return Job.from_dict(dict(zip(_COLUMNS, row, strict=True)))
 
 
-def open_store(url: str) -> JobStore:
+def open_store(url: str, busy_timeout: float = 5.0) -> JobStore:
     """A store (not yet opened) for ``memory`` or ``sqlite:///relative/or/absolute.db``.
 
     As with SQLAlchemy URLs, ``sqlite:///jobs.db`` is relative to the working directory
@@ -147,7 +165,7 @@ def open_store(url: str) -> JobStore:
         return MemoryStore()
     prefix = "sqlite:///"
     if text.lower().startswith(prefix) and len(text) > len(prefix):
-        return SqliteStore(Path(text[len(prefix) :]))
+        return SqliteStore(Path(text[len(prefix) :]), busy_timeout)
     raise StoreConfigError(
         f"unknown job store {url!r}; use 'memory' or 'sqlite:///path/to/jobs.db'"
     )

@@ -108,6 +108,11 @@ class Worker(threading.Thread):
                 self._process(library, job)
             except Exception as exc:  # a bug fails one stream; it must not hang it
                 job.run.segment_finished(ProviderError(NAME, f"internal error: {exc!r}"))
+            except BaseException as exc:
+                # The thread is dying (SystemExit, an exception raised into it): its
+                # stream hears so now; the next request starts a new worker.
+                job.run.segment_finished(ProviderError(NAME, f"the espeak worker died: {exc!r}"))
+                raise
 
     def _fail_pending(self) -> None:
         with self._cond:

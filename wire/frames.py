@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from queues.fifo import QUEUED  # the queues send it to the asker of a job
+from wire import jsontext
 
 CONNECTION_ESTABLISHED = "connection_established"
 AUDIO_UPDATE = "audio_update"
@@ -140,7 +141,7 @@ ClientFrame = Query | Ping | Pong | Resume | Auth
 def parse_client_frame(text: str) -> ClientFrame:
     """Decode one client text frame; raise FrameError saying what is wrong."""
     try:
-        data = json.loads(text)
+        data = jsontext.loads(text)
     except ValueError as exc:
         raise FrameError("bad_json", f"frame is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
@@ -156,7 +157,13 @@ def parse_client_frame(text: str) -> ClientFrame:
         return _resume(data)
     if kind == "auth":
         return Auth(_field(data, "token", str))
-    raise FrameError("unknown_type", f"unknown frame type {kind!r}; valid: {CLIENT_TYPES}")
+    raise FrameError("unknown_type", f"unknown frame type {_shown(kind)}; valid: {CLIENT_TYPES}")
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    """``value`` quoted for an error message, cut short: never echo a whole frame back."""
+    quoted = repr(value)
+    return quoted if len(quoted) <= limit else f"{quoted[: limit - 4]}...{quoted[0]}"
 
 
 def _query(data: dict[str, Any]) -> Query:

@@ -28,6 +28,7 @@ from queues.errors import (
     UnknownQueueError,
 )
 from queues.models import Job, JobState
+from tts.admission import SpeechBusyError
 from tts.errors import ProviderError, TextTooLongError, TTSError
 from wire import legacy
 
@@ -68,7 +69,7 @@ def status_for(exc: QueueError | TTSError) -> int:
         return 404
     if isinstance(exc, JobActiveError):
         return 409
-    if isinstance(exc, QueueBusyError):  # the client's own share: 429; everyone's: 503
+    if isinstance(exc, QueueBusyError | SpeechBusyError):  # the client's share: 429; all: 503
         return 429 if exc.reason == "client" else 503
     if isinstance(exc, QueueClosedError | QueueUnavailableError | ProviderError):
         return 503
@@ -76,7 +77,7 @@ def status_for(exc: QueueError | TTSError) -> int:
 
 
 # The errors that say when to ask again (``retry_after``).
-ASK_LATER = QueueUnavailableError | QueueBusyError
+ASK_LATER = QueueUnavailableError | QueueBusyError | SpeechBusyError
 
 
 def retry_headers(exc: QueueError | TTSError) -> dict[str, str] | None:
@@ -152,8 +153,12 @@ def deleted(id_hash: str) -> str:
 def static_file(root: Path, path: str) -> Path:
     """The file ``/static/<path>`` names, never anything outside ``root``."""
     base = root.resolve()
-    # resolve() folds "..", symlinks and absolute parts; then the result must be inside.
-    target = (base / path).resolve()
-    if not target.is_relative_to(base) or not target.is_file():
+    try:
+        # resolve() folds "..", symlinks and absolute parts; then the result must be inside.
+        target = (base / path).resolve()
+        found = target.is_relative_to(base) and target.is_file()
+    except (OSError, ValueError):  # a NUL byte, a name too long for the file system
+        found = False
+    if not found:
         raise no_static_file(path)
     return target

@@ -24,6 +24,8 @@ import base64
 import json
 from typing import Any
 
+from wire import jsontext
+
 MAX_BINARY_FRAME = 8 * 1024  # seed 004: audio goes out in frames of at most 8 KB
 PREVIEW_CHARS = 50
 
@@ -31,7 +33,7 @@ PREVIEW_CHARS = 50
 def parse(raw: str) -> dict[str, Any]:
     """A client's JSON object; ValueError (with a sentence for the client) otherwise."""
     try:
-        value = json.loads(raw)
+        value = jsontext.loads(raw)
     except json.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON: {exc.msg} at position {exc.pos}") from None
     if not isinstance(value, dict):

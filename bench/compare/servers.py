@@ -13,7 +13,14 @@ from typing import IO
 
 import httpx
 
-from bench.common import ROOT, ServerProcess, python, taskset_prefix, wait_for_port
+from bench.common import (
+    NO_CLIENT_LIMITS_ENV,
+    ROOT,
+    ServerProcess,
+    python,
+    taskset_prefix,
+    wait_for_port,
+)
 
 # Same settings for every server: quiet logs, no 1 Hz clock traffic, no per-client
 # limits and no queue caps (one load generator sends everything; the capacity workload
@@ -21,10 +28,8 @@ from bench.common import ROOT, ServerProcess, python, taskset_prefix, wait_for_p
 SERVER_ENV = {
     "GENIE_LOG_LEVEL": "warning",
     "GENIE_CLOCK_INTERVAL": "3600",
-    "GENIE_RATE_LIMIT_QUERIES": "0",
-    "GENIE_RATE_LIMIT_AUDIO": "0",
+    **NO_CLIENT_LIMITS_ENV,
     "GENIE_MAX_QUEUED": "0",
-    "GENIE_MAX_QUEUED_PER_CLIENT": "0",
     "GENIE_MAX_WAIT": "0",
     "GENIE_TTS_CACHE_ENTRIES": "0",
     "GENIE_JOB_HANDLER": "offline",

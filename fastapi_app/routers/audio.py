@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from fastapi_app.deps import AudioAllowed, RuntimeDep, authenticate
 from fastapi_app.errors import ERRORS, ApiError, ErrorBody
 from fastapi_app.speech import speak
+from fastapi_app.synthesis import Caller
 
 router = APIRouter(tags=["audio"], dependencies=[Depends(authenticate)])
 
@@ -20,7 +21,12 @@ AUDIO_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {"audio/mpeg": {}, "audio/wav": {}, "audio/L16": {}},
     },
     **ERRORS,
-    503: {"model": ErrorBody, "description": "Every speech provider failed."},
+    503: {
+        "model": ErrorBody,
+        "description": "Every speech provider failed, or the server is synthesizing all "
+        "it may at once (GENIE_MAX_SYNTHESES; see Retry-After). Past the caller's own share "
+        "(GENIE_MAX_SYNTHESES_PER_CLIENT): 429 with Retry-After.",
+    },
 }
 
 
@@ -33,6 +39,7 @@ AUDIO_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def get_audio(
     rt: RuntimeDep,
     _: AudioAllowed,
+    who: Caller,
     msg: Annotated[str, Query(description="Text to speak, 1-5,000 characters.")],
     voice: Annotated[str | None, Query(description="Voice id (see /api/voices).")] = None,
     speed: Annotated[float | None, Query(description="Speaking speed, 0.25-4.")] = None,
@@ -43,11 +50,15 @@ async def get_audio(
     ] = None,
 ) -> Response:
     return await speak(
-        rt, msg, voice=voice, speed=speed, fmt=format, lang=lang, client_id=client_id
+        rt, msg, caller=who, voice=voice, speed=speed, fmt=format, lang=lang, client_id=client_id
     )
 
 
-@router.get("/api/voices", summary="Voices, languages and formats on offer")
+@router.get(
+    "/api/voices",
+    responses={404: {"model": ErrorBody, "description": "Skeletal stage: no speech engine."}},
+    summary="Voices, languages and formats on offer",
+)
 async def list_voices(rt: RuntimeDep) -> dict[str, Any]:
     engine = rt.speech
     if engine is None:

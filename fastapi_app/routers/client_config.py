@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from prometheus_client import Counter
 
 from config import STATIC_DIR, Settings
 from fastapi_app.features import Features
+from fastapi_app.login import login_redirect
 from fastapi_app.metrics import AppMetrics
 from wire import rollout, urls
 
@@ -48,7 +49,10 @@ def build_router(settings: Settings, features: Features, metrics: AppMetrics | N
         return RedirectResponse(urls.page_url(request.url.query), status_code=302)
 
     @router.get(urls.PAGE_PATH, response_class=FileResponse, summary="The Genie queue page")
-    async def genie_page() -> FileResponse:
+    async def genie_page(request: Request) -> Response:
+        # With a login page (fastapi_app.login), a visitor without a session goes there.
+        if (to_login := login_redirect(request)) is not None:
+            return to_login
         return FileResponse(PAGE, media_type="text/html", headers={"Cache-Control": "no-cache"})
 
     @router.get("/api/client-config", summary="Which transport this browser should use")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter
@@ -27,6 +28,9 @@ async def health(rt: RuntimeDep) -> dict[str, Any]:
         "jobs": rt.queues.counts(),
         "queues": queues,
         "speech": rt.speech.health() if rt.speech is not None else [],
+        # Tasks alive on the server's loop (this request's included): a leak shows as a
+        # count that does not return to its baseline once the clients leave.
+        "tasks": len(asyncio.all_tasks()),
     }
 
 

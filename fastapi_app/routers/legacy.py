@@ -8,22 +8,21 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from fastapi_app.deps import AudioAllowed, QueryAllowed, RuntimeDep, authenticate
-from fastapi_app.errors import ERRORS, ErrorBody
+from fastapi_app.errors import ERRORS, error_doc
 from fastapi_app.routers.audio import AUDIO_RESPONSES
 from fastapi_app.speech import speak
+from fastapi_app.synthesis import Caller
 from wire import legacy, legacy_http
 
 router = APIRouter(tags=["legacy Genie"], dependencies=[Depends(authenticate)])
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "No such job."}
-}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: error_doc("No such job.")}
 
 
 @router.get(
     "/push",
     response_class=PlainTextResponse,
-    responses=ERRORS,
+    responses={**ERRORS, 503: error_doc("Queue full or store busy; see Retry-After.")},
     summary="Queue a question (legacy)",
     description="The original page sends the text unencoded (`/push?question=` + text), so "
     "everything after `question=` in the raw query string is the question.",
@@ -61,9 +60,10 @@ async def get_queue(
 async def get_tts_audio(
     rt: RuntimeDep,
     _: AudioAllowed,
+    who: Caller,
     tts_text: Annotated[str, Query(description="Text to speak, 1-5,000 characters.")],
 ) -> Response:
-    return await speak(rt, tts_text)
+    return await speak(rt, tts_text, caller=who)
 
 
 @router.get(
@@ -72,8 +72,9 @@ async def get_tts_audio(
     responses={**AUDIO_RESPONSES, **NOT_FOUND},
     summary="Speak the answer of a done job (legacy)",
 )
-async def get_answer(rt: RuntimeDep, _: AudioAllowed, id_hash: str) -> Response:
-    return await speak(rt, legacy_http.answer_text(await rt.queues.find(id_hash), id_hash))
+async def get_answer(rt: RuntimeDep, _: AudioAllowed, who: Caller, id_hash: str) -> Response:
+    text = legacy_http.answer_text(await rt.queues.find(id_hash), id_hash)
+    return await speak(rt, text, caller=who)
 
 
 @router.get(
@@ -81,7 +82,7 @@ async def get_answer(rt: RuntimeDep, _: AudioAllowed, id_hash: str) -> Response:
     response_class=PlainTextResponse,
     responses={
         **NOT_FOUND,
-        409: {"model": ErrorBody, "description": "Job still queued or running."},
+        409: error_doc("Job still queued or running."),
     },
     summary="Forget a finished job (legacy)",
 )

@@ -10,6 +10,7 @@
   auth is on, ``binary=1`` for binary audio frames, ``last_chunk=n`` to resume after a
   reconnect (also ``{"type": "resume", "last_chunk": n}``). Closes 1000 after
   ``complete``/``stopped``/``error``, 1008 on a bad token, 4404 for an unknown session.
+- Both ``generate`` routes count against ``GENIE_RATE_LIMIT_SPEECH`` (429 + Retry-After).
 """
 
 from __future__ import annotations
@@ -20,26 +21,93 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, FastAPI, WebSocket
+from fastapi import APIRouter, Body, FastAPI, Path, WebSocket
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
 from config import Settings
-from fastapi_app.deps import Subject
-from fastapi_app.errors import ApiError
+from fastapi_app.deps import RuntimeDep, SpeechAllowed, Subject
+from fastapi_app.errors import BAD_BODY, ERRORS, ApiError, error_doc
 from fastapi_app.routers.scene_socket import SceneSocket
 from fastapi_app.scenes import SceneNotFoundError, SceneStore, SessionManager
+from fastapi_app.synthesis import Caller, release_when_done
 
 SESSION_TTL = 300.0  # the seeds' 5 minutes
 
 
+def _speakable(chunk: str) -> str:
+    # The engine refuses a blank text: refuse it here, not when the scene is spoken.
+    if not chunk.strip():
+        raise ValueError("a chunk must have more than whitespace")
+    return chunk
+
+
 class SceneBody(BaseModel):
     title: str | None = Field(None, max_length=200)
-    chunks: list[Annotated[str, Field(min_length=1, max_length=5000)]] = Field(
-        min_length=1, max_length=500
-    )
+    chunks: list[
+        Annotated[
+            str,
+            Field(min_length=1, max_length=5000, description="Not only whitespace."),
+            AfterValidator(_speakable),
+        ]
+    ] = Field(min_length=1, max_length=500)
+
+
+# What the JSON routes answer, documented (response_schema_conformance checks it).
+class SceneCreated(BaseModel):
+    id: int
+
+
+class SceneOut(BaseModel):
+    id: int
+    title: str | None
+    chunks: list[str]
+
+
+class SceneSpoken(BaseModel):
+    scene_id: int
+    chunk_count: int
+    duration: float
+
+
+class SessionStarted(BaseModel):
+    session_id: str
+    status: str
+    total_chunks: int
+
+
+# SQLite's INTEGER is 64-bit: a larger id gets a 422, not an OverflowError (500).
+SceneId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The id POST /api/scenes gave.")]
+# Every scene route: auth, no such scene (or chunk, or chunk not ready yet), no speech.
+SCENE_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: ERRORS[401],
+    404: error_doc("No such scene, no such chunk, or the chunk is not ready yet."),
+    503: error_doc("No speech in the skeletal stage, or every speech provider failed."),
+}
+SPEECH_ERRORS = {**ERRORS, **SCENE_ERRORS}  # routes that synthesize: also 413, 429
+
+
+def _link(operation_id: str, **parameters: object) -> dict[str, Any]:
+    return {"operationId": operation_id, "parameters": parameters}
+
+
+# OpenAPI links: how a client (and schemathesis' state machine, bench.robustness.http)
+# walks create -> generate -> chunk.
+NEW_SCENE = "$response.body#/id"
+CREATED_LINKS = {
+    "GetScene": _link("get_scene", scene_id=NEW_SCENE),
+    "GenerateScene": _link("generate_scene", scene_id=NEW_SCENE),
+    "StartSession": _link("start_scene_session", scene_id=NEW_SCENE),
+}
+GENERATED_LINKS = {
+    "GetLastChunk": _link("scene_chunk_audio", scene_id="$response.body#/scene_id",
+                          number="$response.body#/chunk_count"),
+}  # fmt: skip
+STARTED_LINKS = {
+    "GetFirstChunk": _link("scene_chunk_audio", scene_id="$request.path.scene_id", number=1),
+}
 
 
 def manager_of(conn: HTTPConnection) -> SessionManager:
@@ -83,21 +151,48 @@ def build_router(settings: Settings) -> APIRouter:
 
 
 def _add_routes(router: APIRouter) -> None:
-    @router.post("/api/scenes", status_code=201, summary="Store a scene")
+    @router.post(
+        "/api/scenes",
+        status_code=201,
+        operation_id="create_scene",
+        response_model=SceneCreated,
+        responses={201: {"links": CREATED_LINKS}, **BAD_BODY, **SCENE_ERRORS},
+        summary="Store a scene",
+    )
     async def create_scene(
         conn: HTTPConnection, _: Subject, body: Annotated[SceneBody, Body()]
     ) -> dict[str, Any]:
         return {"id": await manager_of(conn).store.create(body.title, body.chunks)}
 
-    @router.get("/api/scenes/{scene_id}", summary="A stored scene")
-    async def get_scene(conn: HTTPConnection, _: Subject, scene_id: int) -> dict[str, Any]:
+    @router.get(
+        "/api/scenes/{scene_id}",
+        operation_id="get_scene",
+        response_model=SceneOut,
+        responses=SCENE_ERRORS,
+        summary="A stored scene",
+    )
+    async def get_scene(conn: HTTPConnection, _: Subject, scene_id: SceneId) -> dict[str, Any]:
         scene = await _scene(conn, scene_id)
         return {"id": scene.id, "title": scene.title, "chunks": list(scene.chunks)}
 
-    @router.post("/api/tts/generate/{scene_id}", summary="Old flow: speak every chunk, then answer")
-    async def generate(conn: HTTPConnection, _: Subject, scene_id: int) -> dict[str, Any]:
+    @router.post(
+        "/api/tts/generate/{scene_id}",
+        operation_id="generate_scene",
+        response_model=SceneSpoken,
+        responses={200: {"links": GENERATED_LINKS}, **SPEECH_ERRORS},
+        summary="Old flow: speak every chunk, then answer",
+    )
+    async def generate(
+        conn: HTTPConnection,
+        _: Subject,
+        _limit: SpeechAllowed,
+        rt: RuntimeDep,
+        who: Caller,
+        scene_id: SceneId,
+    ) -> dict[str, Any]:
         try:
-            chunks = await manager_of(conn).generate_all(scene_id)
+            with rt.synthesis.acquire(who):  # past a cap: 503 / 429 + Retry-After
+                chunks = await manager_of(conn).generate_all(scene_id)
         except SceneNotFoundError as exc:
             raise ApiError(404, "scene_not_found", str(exc)) from None
         duration = round(sum(c.duration for c in chunks), 3)
@@ -106,10 +201,13 @@ def _add_routes(router: APIRouter) -> None:
     @router.get(
         "/api/tts/audio/{scene_id}/chunk/{number}",
         response_class=Response,
-        responses={200: {"content": {"audio/mpeg": {}}}},
+        operation_id="scene_chunk_audio",
+        responses={200: {"content": {"audio/mpeg": {}}}, **SCENE_ERRORS},
         summary="Old flow: one chunk's MP3, 404 until it is ready",
     )
-    async def chunk_audio(conn: HTTPConnection, _: Subject, scene_id: int, number: int) -> Response:
+    async def chunk_audio(
+        conn: HTTPConnection, _: Subject, scene_id: SceneId, number: int
+    ) -> Response:
         manager = manager_of(conn)
         scene = await _scene(conn, scene_id)
         if not 1 <= number <= len(scene.chunks):
@@ -120,12 +218,30 @@ def _add_routes(router: APIRouter) -> None:
             raise ApiError(404, "chunk_not_ready", f"chunk {number} is not ready yet")
         return Response(chunk.audio, media_type="audio/mpeg")
 
-    @router.post("/api/tts/generate-ws/{scene_id}", summary="New flow: start a session")
-    async def generate_ws(conn: HTTPConnection, subject: Subject, scene_id: int) -> dict[str, Any]:
+    @router.post(
+        "/api/tts/generate-ws/{scene_id}",
+        operation_id="start_scene_session",
+        response_model=SessionStarted,
+        responses={200: {"links": STARTED_LINKS}, **SPEECH_ERRORS},
+        summary="New flow: start a session",
+    )
+    async def generate_ws(
+        conn: HTTPConnection,
+        subject: Subject,
+        _limit: SpeechAllowed,
+        rt: RuntimeDep,
+        who: Caller,
+        scene_id: SceneId,
+    ) -> dict[str, Any]:
+        lease = rt.synthesis.acquire(who)  # held while the session generates
         try:
             session = await manager_of(conn).create(scene_id, subject)
-        except SceneNotFoundError as exc:
-            raise ApiError(404, "scene_not_found", str(exc)) from None
+        except BaseException as exc:
+            lease.release()
+            if isinstance(exc, SceneNotFoundError):
+                raise ApiError(404, "scene_not_found", str(exc)) from None
+            raise
+        release_when_done(session.task, lease)
         return {"session_id": session.id, "status": "initiated", "total_chunks": session.total}
 
     @router.websocket("/ws/tts/{session_id}")

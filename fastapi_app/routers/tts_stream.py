@@ -5,6 +5,9 @@ streaming is QUEUED (up to ``QUEUE_LIMIT``) and streamed after it, each with its
 ``generating ... complete`` sequence: the seed's clients collect binary frames between
 ``ready`` and ``complete``, so interleaving or silently dropping a request would give
 them someone else's audio. ``{"cancel": true}`` stops the current one (``cancelled``).
+Each request counts against ``GENIE_RATE_LIMIT_SPEECH`` (so does ``POST /api/v1/tts``);
+past it the request is answered ``{"status": "error", "code": "rate_limited",
+"retry_after": s}`` and the socket stays open.
 Frames: the first binary frame goes out as soon as the first sentence is encoded; every
 later chunk as soon as it exists, split into frames of at most 8 KB.
 """
@@ -14,19 +17,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, WebSocket
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
+from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from config import STATIC_DIR
-from fastapi_app.deps import AudioAllowed, RuntimeDep, authenticate
-from fastapi_app.errors import ERRORS, ApiError, ErrorBody
+from fastapi_app.access import subject_of
+from fastapi_app.deps import RuntimeDep, SpeechAllowed, authenticate, caller_key, refused_for
+from fastapi_app.errors import BAD_BODY, ERRORS, ApiError, ErrorBody
 from fastapi_app.runtime import Runtime
 from fastapi_app.security import AuthError, token_from_connection
+from fastapi_app.synthesis import Caller
+from tts.admission import SpeechBusyError, SynthesisCaps
 from tts.engine import SpeechEngine
 from tts.errors import TTSError, UnknownLanguageError
 from wire import tts_frames as frames
@@ -81,14 +88,21 @@ router = APIRouter(tags=["streaming speech"])
     "/api/v1/tts",
     response_class=Response,
     dependencies=[Depends(authenticate)],
-    responses={200: {"content": {"audio/mpeg": {}}}, **ERRORS, 503: {"model": ErrorBody}},
+    responses={
+        200: {"content": {"audio/mpeg": {}}},
+        **BAD_BODY,
+        **ERRORS,
+        503: {"model": ErrorBody},
+    },
     summary="The whole MP3 of a text, as a download",
 )
 async def tts_file(
-    rt: RuntimeDep, _: AudioAllowed, body: Annotated[TtsRequest, Body()]
+    rt: RuntimeDep, _: SpeechAllowed, who: Caller, body: Annotated[TtsRequest, Body()]
 ) -> Response:
     engine = engine_of(rt)
-    audio = await engine.synthesize(body.text, lang=language_of(body.lang), fmt="mp3")
+    language = language_of(body.lang)
+    with rt.synthesis.acquire(who):  # past a cap: 503 / 429 + Retry-After
+        audio = await engine.synthesize(body.text, lang=language, fmt="mp3")
     headers = {"Content-Disposition": 'attachment; filename="speech.mp3"'}
     return Response(audio, media_type="audio/mpeg", headers=headers)
 
@@ -111,14 +125,24 @@ async def ws_tts(websocket: WebSocket) -> None:
         await websocket.send_json(frames.status_error("speech is not available", "no_speech"))
         await websocket.close(1011)
         return
-    if rt.access.auth:
-        try:
-            rt.access.verifier.verify(token_from_connection(websocket))
-        except AuthError as exc:
-            await websocket.send_json(frames.status_error(exc.message, exc.code))
-            await websocket.close(POLICY_VIOLATION)
-            return
-    await TtsSocket(websocket, rt.speech).run()
+    try:
+        subject = subject_of(rt.access.verifier.verify(token_from_connection(websocket)))
+    except AuthError as exc:
+        await websocket.send_json(frames.status_error(exc.message, exc.code))
+        await websocket.close(POLICY_VIOLATION)
+        return
+    key = caller_key(websocket, subject)
+    socket = TtsSocket(
+        websocket,
+        rt.speech,
+        lambda: refused_for(rt, rt.access.speech, "speech", key),
+        caps=rt.synthesis,
+        caller=key,
+    )
+    # An answer to a client that just left: the first send raises WebSocketDisconnect,
+    # any later one (the reader answering while the worker's send failed) the other.
+    with contextlib.suppress(WebSocketDisconnect, WebSocketDisconnected):
+        await socket.run()
 
 
 @dataclass(slots=True)
@@ -130,8 +154,19 @@ class _Job:
 class TtsSocket:
     """One ``/ws/tts`` connection: a reader that answers at once, a worker that speaks."""
 
-    def __init__(self, ws: WebSocket, engine: SpeechEngine) -> None:
+    def __init__(
+        self,
+        ws: WebSocket,
+        engine: SpeechEngine,
+        limit: Callable[[], Awaitable[int | None]],
+        *,
+        caps: SynthesisCaps | None = None,
+        caller: str = "",
+    ) -> None:
         self.ws, self.engine = ws, engine
+        # Each request holds a synthesis slot while it streams (taken at its first chunk).
+        self._caps, self._caller = caps if caps is not None else SynthesisCaps(), caller
+        self._limit = limit  # one synthesis request spent: None, or seconds to wait
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue(QUEUE_LIMIT)
         self._send_lock = asyncio.Lock()
         self._current: asyncio.Task[None] | None = None
@@ -175,12 +210,18 @@ class TtsSocket:
             await self._enqueue(frame)
 
     async def _enqueue(self, frame: dict[str, Any]) -> None:
+        if (wait := await self._limit()) is not None:
+            # An error frame, not a close: the socket and the request streaming stay.
+            message = f"too many speech requests; retry in {wait} s"
+            await self._json({**frames.status_error(message, "rate_limited"), "retry_after": wait})
+            return
         text, lang = frame.get("text"), frame.get("lang", "en")
         try:
             language = language_of(lang)
             if not isinstance(text, str):
                 text = ""  # the engine answers "text is empty" with the limits
-            chunks = self.engine.stream(text, lang=language, fmt="mp3")
+            speech = self.engine.stream(text, lang=language, fmt="mp3")
+            chunks = self._caps.capped(self._caller, speech)
         except TTSError as exc:
             await self._json(frames.status_error(str(exc), exc.code))
             return
@@ -215,6 +256,10 @@ class TtsSocket:
                         await self._bytes(piece)
                         count += 1
                     size += len(chunk)
+        except SpeechBusyError as exc:  # refused at once: nothing was synthesized
+            busy = frames.status_error(str(exc), exc.code)
+            await self._json({**busy, "retry_after": exc.retry_after})
+            return
         except TTSError as exc:
             log.warning("/ws/tts synthesis failed: %s", exc)
             await self._json(frames.status_error(str(exc), exc.code))

@@ -64,7 +64,7 @@ def test_missed_answer_is_replayed_and_drops_reconnect(chromium: Any) -> None:
         )
 
         page.evaluate("genie.client.connect()")
-        page.wait_for_function("window.__resumed.length === 1", timeout=WAIT_MS)
+        page.wait_for_function("() => window.__resumed.length === 1", timeout=WAIT_MS)
         resumed = page.evaluate("window.__resumed[0]")
         assert resumed["client_id"] == client_id
         assert resumed["replayed"] >= 1 and resumed["complete"] is True, resumed
@@ -79,7 +79,7 @@ def test_missed_answer_is_replayed_and_drops_reconnect(chromium: Any) -> None:
 
         # A socket that drops (not closed by the page) comes back into the same session.
         page.evaluate("genie.client._impl.ws.close(4001, 'test drop')")
-        page.wait_for_function("window.__resumed.length === 2", timeout=WAIT_MS)
+        page.wait_for_function("() => window.__resumed.length === 2", timeout=WAIT_MS)
         expect(state).to_have_attribute("data-state", "open")
         again = page.evaluate("window.__resumed[1]")
         assert again["client_id"] == client_id and again["complete"] is True, again
@@ -109,7 +109,7 @@ def test_lost_session_carries_on_as_a_new_one(chromium: Any) -> None:
         old_id = page.evaluate("genie.client.info.clientId")
 
         page.evaluate("genie.client._impl.ws.close(4001, 'test drop')")
-        page.wait_for_function("window.__resumed.length === 1", timeout=WAIT_MS)
+        page.wait_for_function("() => window.__resumed.length === 1", timeout=WAIT_MS)
         lost = page.evaluate("window.__resumed[0]")
         assert lost["failed"] == "resume_failed" and lost["client_id"] != old_id, lost
         assert page.evaluate("genie.client.info.clientId") == lost["client_id"]

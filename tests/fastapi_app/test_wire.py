@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from queues import Job
-from wire import frames, legacy, urls
+from wire import frames, legacy, tts_frames, urls
 
 
 def test_with_seq_splices_a_sequence_number_into_an_encoded_frame() -> None:
@@ -84,3 +84,36 @@ def test_done_listing_has_the_play_and_delete_hooks_of_the_original_page() -> No
 )
 def test_push_question_is_read_from_the_raw_query(raw: str, question: str | None) -> None:
     assert legacy.parse_push_question(raw.encode()) == question
+
+
+# Found by the parser fuzzer (bench/robustness/parsers.py): JSON that decodes but
+# cannot be acted on must be bad JSON at once, not an error later, far from the frame.
+LONE_SURROGATE = '{"type":"query","text":"hi \\ud800 there"}'
+DEEP = "[" * 5000 + "]" * 5000
+
+
+@pytest.mark.parametrize(
+    "text",
+    [LONE_SURROGATE, '{"type":"auth","token":"\\udc00"}', DEEP],
+    ids=["lone-high-surrogate", "lone-low-surrogate", "deep-nesting"],
+)
+def test_lone_surrogates_and_deep_nesting_are_bad_json(text: str) -> None:
+    # Before: the surrogate reached the queue and its answer could not be spoken
+    # (UnicodeEncodeError in the audio URL); the nesting raised RecursionError.
+    with pytest.raises(frames.FrameError) as caught:
+        frames.parse_client_frame(text)
+    assert caught.value.code == "bad_json"
+    with pytest.raises(ValueError, match="invalid JSON"):
+        tts_frames.parse(text.replace('"type":"query",', ""))
+
+
+def test_an_escaped_surrogate_pair_is_one_character() -> None:
+    query = frames.parse_client_frame('{"type":"query","text":"smile \\ud83d\\ude00"}')
+    assert query == frames.Query("smile \U0001f600")
+    assert tts_frames.parse('{"text":"\\\\ud800 is not an escape"}')["text"].startswith("\\ud800")
+
+
+def test_an_unknown_type_is_not_echoed_back_whole() -> None:
+    with pytest.raises(frames.FrameError) as caught:
+        frames.parse_client_frame(json.dumps({"type": "x" * 100_000}))
+    assert caught.value.code == "unknown_type" and len(caught.value.message) < 200

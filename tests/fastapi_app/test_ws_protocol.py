@@ -92,3 +92,17 @@ def test_auth_is_refused_outside_the_full_stage() -> None:
     settings = server_settings(stage="mvp", jwt_secret="a-secret-for-a-stage-without-auth")
     with pytest.raises(StageConfigError):
         Features.for_settings(settings)
+
+
+async def test_deep_nesting_and_lone_surrogates_get_an_error_and_the_socket_stays(
+    server: ThreadServer,
+) -> None:
+    # Found by the parser fuzzer: before, the nesting closed the socket (RecursionError)
+    # and the surrogate's answer was never spoken (its audio URL could not be built).
+    async with await WsClient.connect(server.ws_url + "/ws") as ws:
+        await ws.conn.send("[" * 5000 + "]" * 5000)
+        assert (await ws.next("error"))["code"] == "bad_json"
+        await ws.conn.send('{"type": "query", "text": "hi \\ud800 there"}')
+        assert (await ws.next("error"))["code"] == "bad_json"
+        await ws.send(type="ping")
+        assert (await ws.next("pong"))["type"] == "pong"

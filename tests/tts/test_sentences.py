@@ -90,3 +90,10 @@ def test_first_segment_has_its_own_tighter_cap() -> None:
 def test_cap_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_chars"):
         split_sentences("text", max_chars=0)
+
+
+@pytest.mark.timeout(60)  # quadratic before: about 7 minutes for this input
+def test_a_long_run_of_marks_without_a_space_is_split_in_linear_time() -> None:
+    text = "." * 100_000 + "x and then. More"
+    assert split_sentences(text, max_chars=1000)[-1] == "More"
+    assert "".join(split_sentences(text, max_chars=1000)).replace(" ", "") == text.replace(" ", "")

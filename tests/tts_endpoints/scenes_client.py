@@ -43,7 +43,10 @@ class SceneSettings(Settings):
 
 def scene_server(**overrides: Any) -> ThreadServer:
     base: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "log_level": "warning",
-                            "tts_cache_entries": 0}  # fmt: skip
+                            "tts_cache_entries": 0, "rate_limit_speech": 0,
+                            # one client starts many sessions at once (tests/robustness/
+                            # test_floods.py tests the cap)
+                            "max_syntheses_per_client": 0}  # fmt: skip
     return ThreadServer(SceneSettings(_env_file=None, **{**base, **overrides}))
 
 

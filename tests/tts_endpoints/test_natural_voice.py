@@ -42,6 +42,7 @@ def speech_settings(fake: FakeOpenAISpeech) -> dict[str, Any]:
         "tts_breaker_failures": 2,
         "tts_breaker_cooldown": 60.0,
         "rate_limit_audio": 0,
+        "rate_limit_speech": 0,
     }
 
 

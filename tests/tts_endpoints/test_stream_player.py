@@ -51,15 +51,15 @@ def run_page(browser: Any, server: ThreadServer, init_script: str | None = None)
         if init_script:
             page.add_init_script(init_script)
         page.goto(f"{server.url}/stream-player")
-        page.wait_for_function("window.__player.connected", timeout=WAIT_MS)
+        page.wait_for_function("() => window.__player.connected", timeout=WAIT_MS)
         assert page.get_attribute("#lang option[selected]", "value") == "en"
         assert page.locator("#lang option").count() == 11
         page.fill("#text", TEXT)
         page.click("#speak")
         assert page.is_disabled("#speak")
-        page.wait_for_function("window.__player.completeAt !== null", timeout=WAIT_MS)
+        page.wait_for_function("() => window.__player.completeAt !== null", timeout=WAIT_MS)
         page.wait_for_function(
-            "document.getElementById('player').currentTime > 0.5", timeout=WAIT_MS
+            "() => document.getElementById('player').currentTime > 0.5", timeout=WAIT_MS
         )
         result = page.evaluate("window.__player")
         result["status_kind"] = page.get_attribute("#status", "data-kind")

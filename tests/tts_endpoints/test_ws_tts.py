@@ -83,6 +83,18 @@ async def test_bad_json_and_long_text_leave_the_socket_usable(server: ThreadServ
     assert reply.order[-1] == "complete" and duration(reply.audio) > 0.3
 
 
+async def test_deep_nesting_and_lone_surrogates_are_invalid_json(server: ThreadServer) -> None:
+    # Found by the parser fuzzer: before, the nesting closed the socket (RecursionError)
+    # and a lone surrogate in the text got no answer at all.
+    async with websockets.connect(ws_url(server)) as conn:
+        await conn.send("[" * 5000 + "]" * 5000)
+        assert (await next_json(conn))["code"] == "invalid_json"
+        await conn.send('{"text": "hi \\ud800 there"}')
+        assert (await next_json(conn))["code"] == "invalid_json"
+        await conn.send(json.dumps({"ping": True}))
+        assert (await next_json(conn))["status"] == "pong"
+
+
 async def test_unknown_language_lists_the_valid_ones(server: ThreadServer) -> None:
     async with websockets.connect(ws_url(server)) as conn:
         await conn.send(json.dumps({"text": "Hola", "lang": "xx"}))
