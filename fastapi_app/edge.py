@@ -91,6 +91,9 @@ class GenieApp:
                 await refuse(scope, receive, send)
             elif self._native_ws and scope["path"] == "/ws":
                 await self._serve_ws(scope, receive, send)  # its Outbox handles a gone peer
+            elif scope["path"].startswith(SOCKETIO_PATH):
+                # Unwrapped: direct frames need uvicorn's own send (sio_guard handles it).
+                await self._inner(scope, receive, send)
             else:
                 await self._inner(scope, receive, peer_closed_aware(send))
         elif kind == "http" and scope["path"].startswith(SOCKETIO_PATH):

@@ -8,6 +8,8 @@ bad framing: 1002). An application send that was already under way then raises a
 left, so a handler that ends quietly for a departed client logged "Exception in ASGI
 application" for a misbehaving one. :func:`peer_closed_aware` turns the first into the
 second; a send after the application's own close still raises as before (a bug).
+Socket.IO's websockets are not wrapped (``fastapi_app.direct_frames`` needs uvicorn's
+own ``send``): ``fastapi_app.sio_guard`` uses :func:`after_close` instead.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from starlette.types import Message, Send
 from uvicorn.protocols.utils import ClientDisconnected
 
 _AFTER_CLOSE = "after sending 'websocket.close'"
+
+
+def after_close(exc: BaseException) -> bool:
+    """Whether ``exc`` is uvicorn's complaint about a send on a connection it closed."""
+    return isinstance(exc, RuntimeError) and _AFTER_CLOSE in str(exc)
 
 
 def peer_closed_aware(send: Send) -> Send:
@@ -27,7 +34,7 @@ def peer_closed_aware(send: Send) -> Send:
         try:
             await send(message)
         except RuntimeError as exc:
-            if closed_by_app or _AFTER_CLOSE not in str(exc):
+            if closed_by_app or not after_close(exc):
                 raise
             raise ClientDisconnected() from None
 

@@ -49,6 +49,8 @@ import socketio
 from engineio import exceptions as eio_exceptions
 from socketio import packet as sio_packet
 
+from fastapi_app.peer_closed import after_close
+
 log = logging.getLogger(__name__)
 
 NORMAL_CLOSURE, PROTOCOL_ERROR, POLICY_VIOLATION = 1000, 1002, 1008
@@ -295,7 +297,8 @@ class _CheckedWait:
 class _Closing:
     """The websocket handler, then a close frame if python-engineio sent none: after a
     failed upgrade (probe or UPGRADE packet missing) it just returned, and uvicorn
-    dropped the TCP connection without a close code."""
+    dropped the TCP connection without a close code. A send on a connection uvicorn
+    closed for a protocol error ends it quietly, as for a peer that left."""
 
     __slots__ = ("handler", "socket")
 
@@ -305,6 +308,11 @@ class _Closing:
     async def __call__(self, ws: Any) -> None:
         try:
             await self.handler(ws)
+        except RuntimeError as exc:
+            # The upgrade's 3probe answered on a connection uvicorn had closed for a
+            # protocol error: the peer is gone (fastapi_app.peer_closed).
+            if not after_close(exc):
+                raise
         finally:
             if self.socket.upgraded:
                 await close_websocket(ws, "session ended", NORMAL_CLOSURE)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import shutil
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -209,7 +210,12 @@ async def run(
         await asyncio.to_thread(server.stop)
         print(f"server stopped in {time.monotonic() - stopping:.1f} s", flush=True)
     extra = [p for p in final if p] + ([] if alive else ["server died"])
-    return section(tallies, SETTINGS_NOTE.format(command=server.command), extra)
+    result = section(tallies, SETTINGS_NOTE.format(command=server.command), extra)
+    if result.passed:
+        shutil.rmtree(server.workdir, ignore_errors=True)
+    else:
+        result.notes.append(f"Server log: {server.log_path}")
+    return result
 
 
 # --- command line -----------------------------------------------------------------------

@@ -175,6 +175,17 @@ async def test_reserved_events_do_not_silence_broadcasts(server: ThreadServer) -
         await page.disconnect()
 
 
+async def test_socketio_websocket_keeps_direct_frames(server: ThreadServer) -> None:
+    # Socket.IO's websocket send is left unwrapped (peer_closed wraps the others), so
+    # broadcasts still take fastapi_app.direct_frames' direct path.
+    page = socketio.AsyncClient(reconnection=False)
+    await page.connect(server.url, transports=["websocket"], wait_timeout=WAIT)
+    try:
+        assert page.eio.sid in server.runtime.legacy.sio.manager.direct
+    finally:
+        await page.disconnect()
+
+
 @pytest.mark.parametrize(
     "body", [b"2", b"6", b"x", b"\xff", b"d=4", b"b!!!", b"\x1e".join([b"3"] * 17)]
 )
