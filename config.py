@@ -322,7 +322,7 @@ class Settings(BaseSettings):
     login_users: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Users of the login page, 'name:hash' entries separated by commas (hash "
-        "from 'python -m fastapi_app.passwords NAME'). Set, with GENIE_JWT_SECRET: /genie "
+        "from 'python -m fastapi_app.auth.passwords NAME'). Set, with GENIE_JWT_SECRET: /genie "
         "asks for a login and the session cookie authenticates the page.",
     )
     login_session_ttl: float = Field(

@@ -39,7 +39,7 @@ import socketio
 import uvicorn
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-from fastapi_app.sio_manager import BroadcastManager
+from fastapi_app.sockets.sio_manager import BroadcastManager
 
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
 

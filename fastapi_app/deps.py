@@ -12,10 +12,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
-from fastapi_app.access import subject_of
+from fastapi_app.auth.access import subject_of
+from fastapi_app.auth.security import AuthError, RateLimiter, token_from_connection
 from fastapi_app.errors import ApiError
 from fastapi_app.runtime import Runtime
-from fastapi_app.security import AuthError, RateLimiter, token_from_connection
 
 
 async def get_runtime(conn: HTTPConnection) -> Runtime:

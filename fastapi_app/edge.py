@@ -2,11 +2,11 @@
 
 Per connection it (1) checks the Origin of WebSocket and Socket.IO handshakes (full
 stage), (2) serves ``/ws`` itself, (3) guards Engine.IO long-polls, (4) refuses
-cross-site requests that change state (full stage, ``fastapi_app.csrf``), (5) adds the
-security headers to every HTTP response (``fastapi_app.headers``), and hands the rest
+cross-site requests that change state (full stage, ``fastapi_app.guards.csrf``), (5) adds the
+security headers to every HTTP response (``fastapi_app.guards.headers``), and hands the rest
 to ``socketio.ASGIApp(sio, other_asgi_app=api)``: Socket.IO at ``/socket.io/``,
 everything else FastAPI. Before all of it, each connection is counted against the
-per-address and total caps (``fastapi_app.connection_caps``): past one it gets 503 or,
+per-address and total caps (``fastapi_app.guards.connection_caps``): past one it gets 503 or,
 a WebSocket, close 1013.
 
 ``/ws`` bypasses FastAPI's router on purpose: a WebSocket lives for hours and every
@@ -24,18 +24,18 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from fastapi_app.connection_caps import ConnectionCaps, client_address
-from fastapi_app.connection_caps import refuse as refuse_busy
-from fastapi_app.csrf import CrossSiteGuard
-from fastapi_app.csrf import refuse as refuse_cross_site
-from fastapi_app.headers import SecurityHeaders
-from fastapi_app.longpoll import is_long_poll, serve_long_poll
-from fastapi_app.origin_guard import origin_allowed, refuse
-from fastapi_app.peer_closed import peer_closed_aware
+from fastapi_app.auth.security import OriginPolicy
+from fastapi_app.guards.connection_caps import ConnectionCaps, client_address
+from fastapi_app.guards.connection_caps import refuse as refuse_busy
+from fastapi_app.guards.csrf import CrossSiteGuard
+from fastapi_app.guards.csrf import refuse as refuse_cross_site
+from fastapi_app.guards.headers import SecurityHeaders
+from fastapi_app.guards.origin_guard import origin_allowed, refuse
+from fastapi_app.guards.peer_closed import peer_closed_aware
 from fastapi_app.runtime import Runtime
-from fastapi_app.security import OriginPolicy
-from fastapi_app.socketio_compat import LegacySocketIO
-from fastapi_app.ws_session import SERVICE_RESTART, WsSession
+from fastapi_app.sockets.longpoll import is_long_poll, serve_long_poll
+from fastapi_app.sockets.socketio_compat import LegacySocketIO
+from fastapi_app.sockets.ws_session import SERVICE_RESTART, WsSession
 
 SOCKETIO_PATH = "/socket.io/"
 
@@ -59,7 +59,7 @@ class GenieApp:
         self._origins = origins
         self._on_refused = on_origin_refused
         self._native_ws = native_ws
-        self._caps = caps  # connections open at once (fastapi_app.connection_caps)
+        self._caps = caps  # connections open at once (fastapi_app.guards.connection_caps)
         # The same allow-list decides for sockets and for state-changing requests.
         self._cross_site = CrossSiteGuard(origins) if origins is not None else None
         self._headers = SecurityHeaders(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from config import Settings
-from fastapi_app.direct_frames import direct_frames_on
+from fastapi_app.sockets.direct_frames import direct_frames_on
 
 
 class StageConfigError(ValueError):
@@ -25,7 +25,9 @@ class Features:
     origin_check: bool
     rate_limits: bool
     metrics: bool
-    direct_frames: bool  # frames straight to uvicorn's transport (fastapi_app.direct_frames)
+    direct_frames: (
+        bool  # frames straight to uvicorn's transport (fastapi_app.sockets.direct_frames)
+    )
 
     @classmethod
     def for_settings(cls, settings: Settings) -> Features:

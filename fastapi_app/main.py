@@ -14,19 +14,19 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from config import Settings
-from fastapi_app import login
-from fastapi_app.access import Access
-from fastapi_app.connection_caps import ConnectionCaps
+from fastapi_app.auth import login
+from fastapi_app.auth.access import Access
 from fastapi_app.edge import GenieApp
 from fastapi_app.errors import install_error_handlers
 from fastapi_app.features import Features
+from fastapi_app.guards.connection_caps import ConnectionCaps
 from fastapi_app.metrics import AppMetrics
 from fastapi_app.routers import audio, client_config, health, legacy, static
 from fastapi_app.routers.openai_speech import router as openai_speech_router
 from fastapi_app.routers.scenes import build_router as build_scenes_router
 from fastapi_app.routers.tts_stream import router as tts_stream_router
 from fastapi_app.runtime import Runtime
-from fastapi_app.socketio_compat import LegacySocketIO
+from fastapi_app.sockets.socketio_compat import LegacySocketIO
 from wire import log_redaction
 
 DESCRIPTION = """Genie-in-the-Box on FastAPI. Native WebSocket at `/ws` (JSON frames, see

@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 from queues.metrics import connection_metrics, exposition, job_metrics
 
 if TYPE_CHECKING:
-    from fastapi_app.connection_caps import ConnectionCaps
+    from fastapi_app.guards.connection_caps import ConnectionCaps
     from fastapi_app.runtime import Runtime
 
 
@@ -45,7 +45,7 @@ class AppMetrics:
         )
 
     def watch_connections(self, caps: ConnectionCaps) -> None:
-        """What the connection caps count right now (``fastapi_app.connection_caps``)."""
+        """What the connection caps count right now (``fastapi_app.guards.connection_caps``)."""
         gauge = Gauge(
             "genie_connections_in_flight",
             "Connections the caps count now: HTTP requests in flight, WebSockets, long-polls.",

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from config import Settings
-from fastapi_app.access import Access
-from fastapi_app.client import Client
-from fastapi_app.connections import ConnectionManager, ManagerOptions
+from fastapi_app.auth.access import Access
 from fastapi_app.features import Features
-from fastapi_app.hub import Hub
 from fastapi_app.metrics import AppMetrics
-from fastapi_app.socketio_compat import LegacySocketIO
+from fastapi_app.sockets.client import Client
+from fastapi_app.sockets.connections import ConnectionManager, ManagerOptions
+from fastapi_app.sockets.hub import Hub
+from fastapi_app.sockets.socketio_compat import LegacySocketIO
 from fastapi_app.streams import AudioStreams
 from queues import JobService, build_job_queues
 from tts.admission import SynthesisCaps

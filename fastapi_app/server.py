@@ -16,8 +16,8 @@ import uvicorn
 
 from config import Settings
 from fastapi_app.edge import GenieApp
-from fastapi_app.slow_clients import slow_client_protocol
-from fastapi_app.ws_protocol import websocket_protocol
+from fastapi_app.guards.slow_clients import slow_client_protocol
+from fastapi_app.sockets.ws_protocol import websocket_protocol
 from wire import log_redaction
 
 
@@ -25,7 +25,7 @@ def uvicorn_config(app: GenieApp | str, settings: Settings, **overrides: Any) ->
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
-        "ws": websocket_protocol,  # uvicorn's websockets-sansio (fastapi_app.ws_protocol)
+        "ws": websocket_protocol,  # uvicorn's websockets-sansio (fastapi_app.sockets.ws_protocol)
         "ws_max_size": settings.ws_max_frame_bytes,
         "ws_per_message_deflate": settings.ws_per_message_deflate,
         "timeout_graceful_shutdown": settings.shutdown_timeout,

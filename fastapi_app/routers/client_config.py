@@ -15,8 +15,8 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from prometheus_client import Counter
 
 from config import STATIC_DIR, Settings
+from fastapi_app.auth.login import login_redirect
 from fastapi_app.features import Features
-from fastapi_app.login import login_redirect
 from fastapi_app.metrics import AppMetrics
 from wire import rollout, urls
 
@@ -50,7 +50,7 @@ def build_router(settings: Settings, features: Features, metrics: AppMetrics | N
 
     @router.get(urls.PAGE_PATH, response_class=FileResponse, summary="The Genie queue page")
     async def genie_page(request: Request) -> Response:
-        # With a login page (fastapi_app.login), a visitor without a session goes there.
+        # With a login page (fastapi_app.auth.login), a visitor without a session goes there.
         if (to_login := login_redirect(request)) is not None:
             return to_login
         return FileResponse(PAGE, media_type="text/html", headers={"Cache-Control": "no-cache"})

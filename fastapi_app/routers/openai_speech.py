@@ -25,10 +25,10 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import ClientDisconnect
 
-from fastapi_app.access import subject_of
+from fastapi_app.auth.access import subject_of
+from fastapi_app.auth.security import AuthError, bearer_token
 from fastapi_app.deps import caller_key, refused_for
 from fastapi_app.runtime import Runtime
-from fastapi_app.security import AuthError, bearer_token
 from tts.admission import SpeechBusyError
 from tts.errors import ProviderError, TextTooLongError, TTSError
 from wire import legacy_http

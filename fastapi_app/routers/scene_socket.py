@@ -15,10 +15,10 @@ from typing import Any
 from fastapi import WebSocket
 from starlette.websockets import WebSocketDisconnect
 
-from fastapi_app.access import subject_of
+from fastapi_app.auth.access import subject_of
+from fastapi_app.auth.security import AuthError, auth_frame_token, token_from_connection
 from fastapi_app.runtime import Runtime
 from fastapi_app.scenes import SceneSession, SessionManager
-from fastapi_app.security import AuthError, auth_frame_token, token_from_connection
 from wire import tts_frames as frames
 
 POLICY_VIOLATION = 1008

@@ -27,11 +27,11 @@ from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from config import STATIC_DIR
-from fastapi_app.access import subject_of
+from fastapi_app.auth.access import subject_of
+from fastapi_app.auth.security import AuthError, token_from_connection
 from fastapi_app.deps import RuntimeDep, SpeechAllowed, authenticate, caller_key, refused_for
 from fastapi_app.errors import BAD_BODY, ERRORS, ApiError, ErrorBody
 from fastapi_app.runtime import Runtime
-from fastapi_app.security import AuthError, token_from_connection
 from fastapi_app.synthesis import Caller
 from tts.admission import SpeechBusyError, SynthesisCaps
 from tts.engine import SpeechEngine

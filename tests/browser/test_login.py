@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from fastapi_app.passwords import make_hash
-from fastapi_app.security import SESSION_COOKIE
+from fastapi_app.auth.passwords import make_hash
+from fastapi_app.auth.security import SESSION_COOKIE
 from tests.audio import duration
 from tests.browser import pagekit
 from tests.browser.pagekit import SOUND, WAIT_MS

@@ -13,7 +13,7 @@ import pytest
 import socketio
 import websockets
 
-from fastapi_app.direct_frames import DirectFrames
+from fastapi_app.sockets.direct_frames import DirectFrames
 from tests.fastapi_app.helpers import WsClient
 from tests.servers import ThreadServer
 

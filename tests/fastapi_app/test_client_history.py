@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi_app.client import Client, FrameHistory
+from fastapi_app.sockets.client import Client, FrameHistory
 
 
 def test_history_keeps_only_the_newest_frames() -> None:

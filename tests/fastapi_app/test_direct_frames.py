@@ -1,6 +1,6 @@
 """``/ws`` frames written straight to uvicorn's transport arrive exactly as through ASGI.
 
-The direct path frames text itself (``fastapi_app.direct_frames``), so these tests send
+The direct path frames text itself (``fastapi_app.sockets.direct_frames``), so these tests send
 through the real app to a real ``websockets`` client, which validates every frame, at
 each header size (7-bit, 16-bit and 64-bit lengths, counted in UTF-8 bytes), and check
 the path is taken when it should be and left when it must be.
@@ -18,8 +18,8 @@ import pytest
 import websockets
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from fastapi_app import direct_frames
-from fastapi_app.direct_frames import frame_header
+from fastapi_app.sockets import direct_frames
+from fastapi_app.sockets.direct_frames import frame_header
 from tests.servers import ThreadServer
 
 pytestmark = pytest.mark.anyio
@@ -101,13 +101,15 @@ async def test_a_library_without_what_it_reads_turns_it_off_with_one_warning(
     reads = dict(direct_frames.READS)
     reads[WebSocketsSansIOProtocol] = (*reads[WebSocketsSansIOProtocol], "renamed_writable")
     monkeypatch.setattr(direct_frames, "READS", reads)
-    with caplog.at_level(logging.WARNING, logger="fastapi_app.direct_frames"):
+    with caplog.at_level(logging.WARNING, logger="fastapi_app.sockets.direct_frames"):
         async with ThreadServer(stage="full") as server:
             direct, got = await _exchange(server)
             assert not server.runtime.legacy.sio.manager.direct_on
     assert not direct
     _check(got)
-    warnings = [r.getMessage() for r in caplog.records if r.name == "fastapi_app.direct_frames"]
+    warnings = [
+        r.getMessage() for r in caplog.records if r.name == "fastapi_app.sockets.direct_frames"
+    ]
     assert len(warnings) == 1 and "renamed_writable" in warnings[0]
 
 
@@ -121,7 +123,7 @@ async def test_a_socket_missing_an_attribute_at_run_time_falls_back_for_good(
             outbox = rt.connections.clients[hello["client_id"]].outbox
             writer = outbox._direct  # the socket's DirectFrames
             writer._proto = types.SimpleNamespace()  # a protocol that lacks what is read
-            with caplog.at_level(logging.WARNING, logger="fastapi_app.direct_frames"):
+            with caplog.at_level(logging.WARNING, logger="fastapi_app.sockets.direct_frames"):
                 for n in (1, 2, 3):
                     await anyio.to_thread.run_sync(
                         server.call, rt.connections.send, hello["client_id"], {"type": "t", "n": n}
@@ -130,5 +132,7 @@ async def test_a_socket_missing_an_attribute_at_run_time_falls_back_for_good(
         direct, got = await _exchange(server)  # a new socket gets no direct writer
     assert not direct
     _check(got)
-    warnings = [r.getMessage() for r in caplog.records if r.name == "fastapi_app.direct_frames"]
+    warnings = [
+        r.getMessage() for r in caplog.records if r.name == "fastapi_app.sockets.direct_frames"
+    ]
     assert len(warnings) == 1 and "close_sent" in warnings[0]

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 
 from config import Settings
-from fastapi_app.access import Access
+from fastapi_app.auth.access import Access
+from fastapi_app.auth.security import TokenBucket
+from fastapi_app.auth.shared_limits import RedisRateLimiter
 from fastapi_app.features import Features
-from fastapi_app.security import TokenBucket
-from fastapi_app.shared_limits import RedisRateLimiter
 from tests.redis_server import RedisServer, running_redis
 from tests.servers import free_port
 
@@ -58,7 +58,7 @@ async def test_processes_share_one_moving_window_in_redis(redis_server: RedisSer
 async def test_redis_down_fails_open_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:
     limiter = RedisRateLimiter(f"redis://127.0.0.1:{free_port()}/0", "t", "queries", 6, 1)
     try:
-        with caplog.at_level(logging.WARNING, logger="fastapi_app.shared_limits"):
+        with caplog.at_level(logging.WARNING, logger="fastapi_app.auth.shared_limits"):
             started = time.monotonic()
             assert [await limiter.hit("sub:alice") for _ in range(3)] == [None] * 3
             assert time.monotonic() - started < 3.0

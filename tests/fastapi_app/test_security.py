@@ -10,7 +10,7 @@ import pytest
 import socketio
 import websockets
 
-from fastapi_app.security import TokenVerifier
+from fastapi_app.auth.security import TokenVerifier
 from tests.fastapi_app.helpers import WsClient
 from tests.servers import ThreadServer
 

@@ -29,7 +29,7 @@ import uvicorn
 import websockets
 from engineio import packet as eio_packet
 
-from fastapi_app.sio_manager import BroadcastManager, LeanPoll
+from fastapi_app.sockets.sio_manager import BroadcastManager, LeanPoll
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 

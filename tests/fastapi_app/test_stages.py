@@ -49,7 +49,7 @@ async def test_skeletal_answers_health_and_always_plays_the_sample(
         with pytest.raises(websockets.InvalidStatus):
             await websockets.connect(server.ws_url + "/ws")
         # The queues run and call emit_audio, which only logs (the seed's stub).
-        with caplog.at_level(logging.INFO, logger="fastapi_app.hub"):
+        with caplog.at_level(logging.INFO, logger="fastapi_app.sockets.hub"):
             assert (await http.get("/push", params={"question": "what is 1 plus 1"})).is_success
             await _wait_done(http, 1)
         assert "[STUB] emit_audio called" in caplog.text

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fastapi_app.security import TokenVerifier
+from fastapi_app.auth.security import TokenVerifier
 from tests.fastapi_app.helpers import WsClient, ws_url
 from tests.fleet.nodes import fleet
 from tests.redis_server import RedisServer, running_redis

@@ -22,7 +22,7 @@ import pytest
 import socketio
 
 from config import Settings
-from fastapi_app.sio_manager import BroadcastManager, RedisBroadcastManager
+from fastapi_app.sockets.sio_manager import BroadcastManager, RedisBroadcastManager
 from tests.fastapi_app.helpers import WsClient, ws_url
 from tests.flask_app.launch import ServerProcess
 from tests.flask_app.sio import EventLog

@@ -30,7 +30,7 @@ import websockets
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.robustness import floods
-from fastapi_app import slow_clients
+from fastapi_app.guards import slow_clients
 from tests.fakes.openai_speech_server import FakeOpenAISpeech, run_in_thread
 from tests.fleet.nodes import eventually
 from tests.servers import ThreadServer, server_settings

@@ -8,15 +8,15 @@ server logs:
 
 - a text frame that is not UTF-8 followed, in the same read, by the client's close
   frame: uvicorn raised InvalidState in ``data_received`` ("Fatal error on transport",
-  no close code) - ``fastapi_app.ws_protocol``;
+  no close code) - ``fastapi_app.sockets.ws_protocol``;
 - an answer to a frame whose connection uvicorn had just closed for a protocol error:
-  a bare RuntimeError, "Exception in ASGI application" - ``fastapi_app.peer_closed``;
+  a bare RuntimeError, "Exception in ASGI application" - ``fastapi_app.guards.peer_closed``;
 - a first frame nested past the recursion limit on a server with auth on: a dropped
-  socket instead of 1008 - ``fastapi_app.security.auth_frame_token``;
+  socket instead of 1008 - ``fastapi_app.auth.security.auth_frame_token``;
 - Engine.IO / Socket.IO packets the libraries cannot act on (tracebacks at ERROR, a
   500, a POST hanging until the next poll, a websocket dropped without a close frame,
   an upgrade waiting forever) and reserved events a client emitted (which silenced
-  every legacy broadcast) - ``fastapi_app.sio_guard``.
+  every legacy broadcast) - ``fastapi_app.guards.sio_guard``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from bench.robustness import frames
 from bench.robustness.frame_server import CLIENT_CAUSED
 from bench.robustness.frame_socketio import binary_event
 from bench.robustness.frame_wire import OP_BINARY, OP_TEXT, Frame, RawSocket, close_frame, connect
-from fastapi_app import sio_guard
+from fastapi_app.guards import sio_guard
 from tests.servers import ThreadServer
 
 pytestmark = pytest.mark.anyio
@@ -177,7 +177,7 @@ async def test_reserved_events_do_not_silence_broadcasts(server: ThreadServer) -
 
 async def test_socketio_websocket_keeps_direct_frames(server: ThreadServer) -> None:
     # Socket.IO's websocket send is left unwrapped (peer_closed wraps the others), so
-    # broadcasts still take fastapi_app.direct_frames' direct path.
+    # broadcasts still take fastapi_app.sockets.direct_frames' direct path.
     page = socketio.AsyncClient(reconnection=False)
     await page.connect(server.url, transports=["websocket"], wait_timeout=WAIT)
     try:

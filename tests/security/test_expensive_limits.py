@@ -21,10 +21,10 @@ import pytest
 import websockets
 
 from config import Settings
-from fastapi_app.access import Access
+from fastapi_app.auth.access import Access
+from fastapi_app.auth.security import TokenBucket, TokenVerifier
+from fastapi_app.auth.shared_limits import RedisRateLimiter
 from fastapi_app.features import Features
-from fastapi_app.security import TokenBucket, TokenVerifier
-from fastapi_app.shared_limits import RedisRateLimiter
 from tests.servers import ThreadServer
 
 pytestmark = pytest.mark.anyio

@@ -2,7 +2,7 @@
 in plain words, a right one sets a signed HttpOnly SameSite=Strict cookie that the
 legacy routes, /ws, /ws/tts and Socket.IO accept and a tampered one they refuse;
 ``next`` never leaves the site; logout clears the cookie; attempts are limited per
-address. The user entry is made by ``python -m fastapi_app.passwords``, as documented.
+address. The user entry is made by ``python -m fastapi_app.auth.passwords``, as documented.
 
 Each test talks from its own address (``X-Forwarded-For``: uvicorn trusts it from
 127.0.0.1), so the per-address login limit of one test never touches another.
@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
-from fastapi_app.login import local_path
+from fastapi_app.auth.login import local_path
+from fastapi_app.auth.passwords import make_hash
+from fastapi_app.auth.security import SESSION_COOKIE, TokenVerifier
 from fastapi_app.main import create_app
-from fastapi_app.passwords import make_hash
-from fastapi_app.security import SESSION_COOKIE, TokenVerifier
 from tests.security.transports import TRANSPORTS, admitted
 from tests.servers import ROOT, ThreadServer, server_settings
 
@@ -36,7 +36,7 @@ TTL = 3600
 @pytest.fixture(scope="module")
 def server() -> Iterator[ThreadServer]:
     entry = subprocess.run(
-        [sys.executable, "-m", "fastapi_app.passwords", "alice", "--iterations", "1000"],
+        [sys.executable, "-m", "fastapi_app.auth.passwords", "alice", "--iterations", "1000"],
         input=f"{PASSWORD}\n", capture_output=True, text=True, check=True, cwd=ROOT,
     ).stdout.strip()  # fmt: skip
     settings = {"jwt_secret": SECRET, "login_users": [entry], "login_session_ttl": TTL}

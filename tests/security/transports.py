@@ -19,7 +19,7 @@ import httpx
 import socketio
 import websockets
 
-from fastapi_app.security import SESSION_COOKIE
+from fastapi_app.auth.security import SESSION_COOKIE
 from tests.servers import ThreadServer
 
 TRANSPORTS = ("http", "ws", "ws_tts", "socketio")

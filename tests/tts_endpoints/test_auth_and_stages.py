@@ -9,7 +9,7 @@ import openai
 import pytest
 import websockets
 
-from fastapi_app.security import TokenVerifier
+from fastapi_app.auth.security import TokenVerifier
 from tests.audio import duration
 from tests.tts_endpoints.scenes_client import scene_server
 from tests.tts_endpoints.wsclient import next_json, read_reply

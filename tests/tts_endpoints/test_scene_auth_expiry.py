@@ -9,8 +9,8 @@ import httpx
 import pytest
 import websockets
 
+from fastapi_app.auth.security import TokenVerifier
 from fastapi_app.scenes import FairScheduler
-from fastapi_app.security import TokenVerifier
 from tests.tts_endpoints.scenes_client import (
     Seen,
     new_scene,

@@ -1,7 +1,7 @@
 """ConnectionManager: every native ``/ws`` client, live or waiting to resume.
 
 A :class:`Client` is the logical session (id, sequence numbers, recent frames, jobs);
-an :class:`~fastapi_app.outbox.Outbox` is the socket it is on right now, if any. A
+an :class:`~fastapi_app.sockets.outbox.Outbox` is the socket it is on right now, if any. A
 broadcast is encoded once; each client splices in its own ``seq`` and queues the text.
 
 Lifecycle (full stage): a client whose socket closes is *detached* and kept for
@@ -24,10 +24,10 @@ from typing import Any
 
 from starlette.websockets import WebSocket
 
-from fastapi_app.client import Client
-from fastapi_app.direct_frames import DirectFrames
-from fastapi_app.flusher import Flusher
-from fastapi_app.outbox import Outbox, SendStats
+from fastapi_app.sockets.client import Client
+from fastapi_app.sockets.direct_frames import DirectFrames
+from fastapi_app.sockets.flusher import Flusher
+from fastapi_app.sockets.outbox import Outbox, SendStats
 from wire import frames
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ every request with an unsafe method (a cross-site HTML form can POST without a C
 preflight) are checked here; everything else passes untouched.
 
 Is a request same-site? One answer for sockets and HTTP: the Origin allow-list of
-:class:`~fastapi_app.security.OriginPolicy` (``GENIE_ALLOWED_ORIGINS``: listed origins,
+:class:`~fastapi_app.auth.security.OriginPolicy` (``GENIE_ALLOWED_ORIGINS``: listed origins,
 the page's own origin, loopback pages when the list is empty). In order:
 
 1. ``Sec-Fetch-Site: same-origin`` or ``none`` (typed URL, bookmark) passes: the
@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.types import Scope, Send
 
-from fastapi_app.security import OriginPolicy
+from fastapi_app.auth.security import OriginPolicy
 from wire.legacy_http import json_bytes
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

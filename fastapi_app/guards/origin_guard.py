@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from fastapi_app.security import OriginPolicy
+from fastapi_app.auth.security import OriginPolicy
 
 POLICY_VIOLATION = 1008
 BODY = b'{"code":"origin_not_allowed","message":"this Origin may not open a connection"}'

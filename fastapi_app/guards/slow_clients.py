@@ -18,7 +18,7 @@ Each expiry counts in ``genie_connections_refused{reason="slow_headers"|"slow_bo
 
 It overrides parser callbacks of uvicorn's ``HttpToolsProtocol``, which are not a
 public API; ``requirements.txt`` pins uvicorn. So it can step aside, as
-``fastapi_app.direct_frames`` does: :func:`slow_client_protocol` checks at start-up
+``fastapi_app.sockets.direct_frames`` does: :func:`slow_client_protocol` checks at start-up
 that the installed uvicorn still has every method it hooks and attribute it reads, and
 when it does not, warns once and leaves uvicorn's own protocol in place (no deadlines,
 same wire). A hook that meets a missing attribute at run time turns it off the same
@@ -35,8 +35,8 @@ from collections.abc import Callable
 from typing import Any
 
 from config import Settings
-from fastapi_app.connection_caps import CONNECTIONS_REFUSED
-from fastapi_app.direct_frames import _names as attribute_names
+from fastapi_app.guards.connection_caps import CONNECTIONS_REFUSED
+from fastapi_app.sockets.direct_frames import _names as attribute_names
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """A login for the unmodified Genie page, which sends no token of its own (full stage,
 with ``GENIE_JWT_SECRET`` and ``GENIE_LOGIN_USERS`` set).
 
-``POST /login`` checks a user's password (``fastapi_app.passwords``) and sets a session
+``POST /login`` checks a user's password (``fastapi_app.auth.passwords``) and sets a session
 cookie: a JWT signed with the server's secret (``sub`` = the user, expiring after
 ``GENIE_LOGIN_SESSION_TTL``), ``HttpOnly`` (no script can read it), ``SameSite=Strict``,
 ``Path=/``, ``Secure`` over https or with ``GENIE_LOGIN_COOKIE_SECURE``. Every token check
@@ -27,11 +27,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from config import STATIC_DIR, Settings
+from fastapi_app.auth.passwords import PasswordHash, parse_users
+from fastapi_app.auth.security import SESSION_COOKIE, AuthError, token_from_connection
 from fastapi_app.deps import RuntimeDep, caller_key, refused_for
 from fastapi_app.errors import ApiError
 from fastapi_app.features import StageConfigError
-from fastapi_app.passwords import PasswordHash, parse_users
-from fastapi_app.security import SESSION_COOKIE, AuthError, token_from_connection
 from wire import urls
 
 LOGIN_PATH = "/login"

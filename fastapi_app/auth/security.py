@@ -13,7 +13,7 @@ Nothing here builds an app: each piece is a plain object that ``create_app`` wir
 - :class:`OriginPolicy` guards WebSocket and Socket.IO handshakes against cross-site
   pages (browsers apply no CORS to WebSockets).
 - :class:`RateLimiter` is what the routes and ``/ws`` ask; :class:`TokenBucket` is the
-  in-process one (bounded memory), ``fastapi_app.shared_limits`` the fleet-wide one.
+  in-process one (bounded memory), ``fastapi_app.auth.shared_limits`` the fleet-wide one.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import jwt
 from starlette.requests import HTTPConnection, cookie_parser
 
 Clock = Callable[[], float]
-SESSION_COOKIE = "genie_session"  # set by the login page (fastapi_app.login)
+SESSION_COOKIE = "genie_session"  # set by the login page (fastapi_app.auth.login)
 
 
 class AuthError(Exception):
@@ -161,7 +161,7 @@ def query_token(query: Mapping[str, str] | str | None) -> str | None:
 
 
 def cookie_token(cookies: Mapping[str, str] | str | None) -> str | None:
-    """The login page's session cookie (``fastapi_app.login``), from parsed cookies or a
+    """The login page's session cookie (``fastapi_app.auth.login``), from parsed cookies or a
     raw ``Cookie`` header. Browsers send it by themselves, so it comes last everywhere."""
     if isinstance(cookies, str):
         cookies = cookie_parser(cookies)

@@ -2,7 +2,7 @@
 the FastAPI app (``socketio.ASGIApp(sio, other_asgi_app=api)``, never mounted under a
 prefix) and the legacy half of the one emit path.
 
-Broadcasts go through :class:`~fastapi_app.sio_manager.BroadcastManager`: each event is
+Broadcasts go through :class:`~fastapi_app.sockets.sio_manager.BroadcastManager`: each event is
 encoded once and queued on every Engine.IO socket without an asyncio Task per recipient.
 """
 
@@ -17,11 +17,11 @@ import socketio
 from engineio import packet as eio_packet
 
 from config import Settings
-from fastapi_app.access import Access
+from fastapi_app.auth.access import Access
+from fastapi_app.auth.security import AuthError, token_from_sio
+from fastapi_app.guards.sio_guard import GuardedServer
 from fastapi_app.metrics import AppMetrics
-from fastapi_app.security import AuthError, token_from_sio
-from fastapi_app.sio_guard import GuardedServer
-from fastapi_app.sio_manager import BroadcastManager, RedisBroadcastManager
+from fastapi_app.sockets.sio_manager import BroadcastManager, RedisBroadcastManager
 from wire import legacy
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class LegacySocketIO:
             )
         else:
             manager = BroadcastManager(direct=direct)
-        self.sio = GuardedServer(  # checks client packets first: fastapi_app.sio_guard
+        self.sio = GuardedServer(  # checks client packets first: fastapi_app.guards.sio_guard
             async_mode="asgi",
             client_manager=manager,
             # An OriginPolicy is a valid engineio origin hook; None is engineio's own

@@ -11,7 +11,7 @@ protocol, permessage-deflate on) it says so and the caller takes the ASGI path, 
 waits, raises or closes exactly as before.
 
 It reads private attributes of uvicorn's ``WebSocketsSansIOProtocol`` and of
-python-engineio's sockets (``fastapi_app.sio_manager``); ``requirements.txt`` pins both.
+python-engineio's sockets (``fastapi_app.sockets.sio_manager``); ``requirements.txt`` pins both.
 So it can step aside: ``GENIE_DIRECT_FRAMES=false`` turns it off, and
 :func:`direct_frames_on` checks at start-up that the installed libraries still have what
 it reads, and turns it off with one warning when they do not. A socket that lacks an

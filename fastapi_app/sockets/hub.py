@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi_app.connections import ConnectionManager
-from fastapi_app.socketio_compat import LegacySocketIO
+from fastapi_app.sockets.connections import ConnectionManager
+from fastapi_app.sockets.socketio_compat import LegacySocketIO
 from wire import frames, legacy, urls
 
 log = logging.getLogger(__name__)

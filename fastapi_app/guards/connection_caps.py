@@ -13,7 +13,7 @@ not per TCP connection, because:
   count would have to follow through uvicorn's internals.
 
 What this leaves uncounted, a connection that has not finished its headers or sits
-idle between requests, is bounded in time instead: ``fastapi_app.slow_clients`` closes
+idle between requests, is bounded in time instead: ``fastapi_app.guards.slow_clients`` closes
 it after ``GENIE_HEADER_TIMEOUT``, uvicorn after its keep-alive timeout (5 s).
 """
 

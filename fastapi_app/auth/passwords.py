@@ -6,7 +6,7 @@ SHA256, OWASP's 600,000 iterations by default, a 16-byte random salt. Checking o
 
 Make an entry (the password is asked twice, or read from stdin when piped)::
 
-    python -m fastapi_app.passwords alice      # prints alice:pbkdf2_sha256$600000$...
+    python -m fastapi_app.auth.passwords alice      # prints alice:pbkdf2_sha256$600000$...
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def _read_password() -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m fastapi_app.passwords",
+        prog="python -m fastapi_app.auth.passwords",
         description="Print a GENIE_LOGIN_USERS entry 'name:hash' for one user; the "
         "password is asked twice (or read from stdin when piped).",
     )

@@ -1,4 +1,4 @@
-"""The security pieces of one app, built from settings (see ``fastapi_app.security``)."""
+"""The security pieces of one app, built from settings (see ``fastapi_app.auth.security``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from config import Settings
+from fastapi_app.auth.security import OriginPolicy, RateLimiter, TokenBucket, TokenVerifier
+from fastapi_app.auth.shared_limits import RedisRateLimiter
 from fastapi_app.features import Features
-from fastapi_app.security import OriginPolicy, RateLimiter, TokenBucket, TokenVerifier
-from fastapi_app.shared_limits import RedisRateLimiter
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """One native ``/ws`` client's session: identity, sequence numbers, recent frames, jobs.
 
-A session outlives its socket (see ``fastapi_app.connections``): ``outbox`` is the
+A session outlives its socket (see ``fastapi_app.sockets.connections``): ``outbox`` is the
 socket it is on right now, or None while it is away and may still ``resume``.
 """
 
@@ -10,7 +10,7 @@ import time
 from collections import deque
 from typing import Any
 
-from fastapi_app.outbox import Outbox
+from fastapi_app.sockets.outbox import Outbox
 from wire import frames
 
 

@@ -8,8 +8,8 @@ bad framing: 1002). An application send that was already under way then raises a
 left, so a handler that ends quietly for a departed client logged "Exception in ASGI
 application" for a misbehaving one. :func:`peer_closed_aware` turns the first into the
 second; a send after the application's own close still raises as before (a bug).
-Socket.IO's websockets are not wrapped (``fastapi_app.direct_frames`` needs uvicorn's
-own ``send``): ``fastapi_app.sio_guard`` uses :func:`after_close` instead.
+Socket.IO's websockets are not wrapped (``fastapi_app.sockets.direct_frames`` needs uvicorn's
+own ``send``): ``fastapi_app.guards.sio_guard`` uses :func:`after_close` instead.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Why the wait: one job moves todo -> running -> done within a millisecond or two 
 move is a count to every socket. Written at once, that is five fan-outs (five writes per
 socket) standing between the question and its answer. After a short wait the counts of a
 job sit in each socket's batch together, where a newer count replaces an older one of
-the same name (``fastapi_app.outbox``): the answer goes out first, then one write per
+the same name (``fastapi_app.sockets.outbox``): the answer goes out first, then one write per
 socket carries the latest counts. Each socket's own frames keep their order throughout
 (they are one batch, or one backlog).
 """

@@ -6,7 +6,7 @@ at once. When an outbox is full the peer is not keeping up; it is closed with 10
 may reconnect and ``resume``.
 
 Batches. What is pushed during one loop iteration is written in the next, together
-(``fastapi_app.flusher``: sockets with a per-client frame first, fan-outs in slices).
+(``fastapi_app.sockets.flusher``: sockets with a per-client frame first, fan-outs in slices).
 Queue counts are state, not history: a count pushed while an earlier count of the same
 name still waits (in the batch or the backlog) replaces it, and only the latest value
 goes on the wire, after everything pushed before it. Per-client frames are never
@@ -14,7 +14,7 @@ dropped that way.
 
 Writing a batch. Most of the time a socket takes frames without waiting (its transport
 buffer has room). With a ``direct`` writer (uvicorn's sansio protocol, see
-``fastapi_app.direct_frames``) the whole batch goes to the transport in one write.
+``fastapi_app.sockets.direct_frames``) the whole batch goes to the transport in one write.
 Otherwise each frame's ASGI send coroutine is stepped once by hand; if one does have to
 wait (the peer's buffer is full) it is handed, still suspended, to a writer task started
 for the occasion, which finishes it as a Task would, then sends what queued up behind
@@ -31,8 +31,8 @@ from typing import Any
 
 from starlette.websockets import WebSocketDisconnect
 
-from fastapi_app.direct_frames import DirectFrames
-from fastapi_app.flusher import Batch, Flusher
+from fastapi_app.sockets.direct_frames import DirectFrames
+from fastapi_app.sockets.flusher import Batch, Flusher
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class Outbox:
 
     @property
     def direct(self) -> bool:
-        """Whether frames may skip ASGI (see ``fastapi_app.direct_frames``)."""
+        """Whether frames may skip ASGI (see ``fastapi_app.sockets.direct_frames``)."""
         return self._direct is not None
 
     # --- internals ----------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Rate limits shared by every process of a fleet: counters in its Redis (``limits``).
 
-Without ``GENIE_REDIS_URL`` each process keeps its own :class:`~fastapi_app.security.TokenBucket`;
-with it, a client balanced over N processes would get N times its limit, so the counters
-live in the fleet's Redis instead, under ``<GENIE_REDIS_CHANNEL>:rl:``.
+Without ``GENIE_REDIS_URL`` each process keeps its own
+:class:`~fastapi_app.auth.security.TokenBucket`; with it, a client balanced over N
+processes would get N times its limit, so the counters live in the fleet's Redis
+instead, under ``<GENIE_REDIS_CHANNEL>:rl:``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ raises InvalidState inside ``data_received``: asyncio logs "Fatal error on trans
 and the connection is aborted without a close frame.
 
 :func:`websocket_protocol` builds uvicorn's own protocol object (so
-``fastapi_app.direct_frames`` still recognises it) with one method checked first:
+``fastapi_app.sockets.direct_frames`` still recognises it) with one method checked first:
 ``send_receive_event_to_app`` closes a text message that is not UTF-8 with 1007 when the
 connection is still open (a close under way stands), logs one INFO line, and leaves
 every other message to uvicorn. It reads what uvicorn's own method reads (``frames``,

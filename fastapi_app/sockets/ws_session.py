@@ -18,13 +18,18 @@ from fastapi.responses import JSONResponse
 from starlette.types import Send
 from starlette.websockets import WebSocket
 
-from fastapi_app.access import subject_of
-from fastapi_app.client import Client
-from fastapi_app.connections import check_resume
-from fastapi_app.direct_frames import direct_writer
+from fastapi_app.auth.access import subject_of
+from fastapi_app.auth.security import (
+    AuthError,
+    auth_frame_token,
+    cookie_token,
+    token_from_connection,
+)
 from fastapi_app.errors import error_response
 from fastapi_app.runtime import Runtime
-from fastapi_app.security import AuthError, auth_frame_token, cookie_token, token_from_connection
+from fastapi_app.sockets.client import Client
+from fastapi_app.sockets.connections import check_resume
+from fastapi_app.sockets.direct_frames import direct_writer
 from queues.errors import QuestionError, QueueBusyError, QueueClosedError, QueueUnavailableError
 from queues.service import COUNT_EVENTS
 from tts.errors import TTSError
@@ -45,7 +50,7 @@ class WsSession:
         assert rt.connections is not None
         self.rt = rt
         self.ws = ws
-        self.asgi_send = asgi_send  # what ws.send wraps; see fastapi_app.direct_frames
+        self.asgi_send = asgi_send  # what ws.send wraps; see fastapi_app.sockets.direct_frames
         self.connections = rt.connections
 
     async def run(self) -> None:

@@ -24,8 +24,8 @@ each socket as it connects (``BroadcastManager(lean_poll=False)`` leaves enginei
 
 Cheapest of all: an upgraded websocket socket whose writer is parked waiting for its
 next packet, with nothing queued, gets text packets written straight to its uvicorn
-transport (``fastapi_app.direct_frames``): no queue hand-off, no writer wake-up, no ASGI
-send. They are batched per loop iteration (``fastapi_app.flusher``: one transport write
+transport (``fastapi_app.sockets.direct_frames``): no queue hand-off, no writer wake-up, no ASGI
+send. They are batched per loop iteration (``fastapi_app.sockets.flusher``: one transport write
 per socket, fan-outs in slices), and a queue count that a newer one of the same name
 replaces before the batch is written never goes out. To know each socket's transport,
 the Engine.IO server's websocket wrapper is swapped for :class:`_TrackedWebSocket`,
@@ -54,8 +54,8 @@ from engineio import packet as eio_packet
 from engineio.async_drivers import asgi as eio_asgi
 from socketio import packet as sio_packet
 
-from fastapi_app.direct_frames import DirectFrames, direct_writer
-from fastapi_app.flusher import Batch, Flusher
+from fastapi_app.sockets.direct_frames import DirectFrames, direct_writer
+from fastapi_app.sockets.flusher import Batch, Flusher
 from fleet.link import stop_if_cancelled
 from wire.legacy import QUEUE_EVENTS
 
@@ -73,7 +73,7 @@ class BroadcastManager(socketio.AsyncManager):
     ``lean_poll`` (default on) also gives each Engine.IO socket the poll of
     :class:`LeanPoll` (see there): the other half of the per-delivery cost. ``direct``
     (default on, needs ``lean_poll``) writes to parked websocket writers directly; pass
-    ``fastapi_app.direct_frames.direct_frames_on(...)`` to honour the switch and the
+    ``fastapi_app.sockets.direct_frames.direct_frames_on(...)`` to honour the switch and the
     start-up check.
     """
 

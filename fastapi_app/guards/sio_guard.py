@@ -29,7 +29,7 @@ session (a POST was a KeyError and HTTP 500).
 What it relies on, all plain attributes of the pinned versions: the server's
 ``handle_request`` / ``_handle_eio_connect`` / ``_handle_eio_message`` /
 ``_binary_packet``, the Engine.IO driver table ``eio._async`` (as
-``fastapi_app.sio_manager``), a socket's ``handle_post_request`` / ``upgraded`` /
+``fastapi_app.sockets.sio_manager``), a socket's ``handle_post_request`` / ``upgraded`` /
 ``upgrading`` / ``connected``, and the websocket wrapper's ``wait``, ``handler`` and
 ``asgi_send``.
 """
@@ -49,7 +49,7 @@ import socketio
 from engineio import exceptions as eio_exceptions
 from socketio import packet as sio_packet
 
-from fastapi_app.peer_closed import after_close
+from fastapi_app.guards.peer_closed import after_close
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +310,7 @@ class _Closing:
             await self.handler(ws)
         except RuntimeError as exc:
             # The upgrade's 3probe answered on a connection uvicorn had closed for a
-            # protocol error: the peer is gone (fastapi_app.peer_closed).
+            # protocol error: the peer is gone (fastapi_app.guards.peer_closed).
             if not after_close(exc):
                 raise
         finally:
