@@ -47,15 +47,13 @@ from bench.common import (
     ServerProcess,
     fmt,
     free_port,
-    md_table,
     pin_self,
     python,
     raise_nofile,
     summary,
-    write_report,
 )
 from bench.rawws import WsClient, close_all
-from bench.robustness.report import Section
+from bench.robustness.report import Section, section_markdown, write_part
 
 PROBE_EVERY = 0.05  # seconds between the well-behaved client's requests
 PROBE_TIMEOUT = 10.0  # an answer slower than this is a failure
@@ -468,12 +466,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                              calm=args.calm, header_timeout=args.header_timeout,
                              body_timeout=args.body_timeout, per_ip=args.per_ip,
                              total=args.total))  # fmt: skip
-    lines = [*md_table(result.columns, result.rows), "", *result.notes, ""]
-    lines += ["Failures:" if result.failures else "No failures.",
-              *(f"- {f}" for f in result.failures)]  # fmt: skip
-    path = write_report("robustness-floods", result.title, lines,
-                        {"figures": result.figures, "failures": result.failures})  # fmt: skip
-    print("\n".join(lines))
+    path = write_part("floods", result)
+    print("\n".join(section_markdown(result)))
     print(f"report: {path}")
 
 

@@ -41,14 +41,13 @@ from typing import Any
 
 import httpx
 
-from bench.common import md_table, write_report
 from bench.robustness.frame_messages import draw, draw_messages
 from bench.robustness.frame_play import Outcome, play_polling, play_ws
 from bench.robustness.frame_probes import probe, stop_session
 from bench.robustness.frame_scripts import SCRIPTS
 from bench.robustness.frame_server import Server, scan_log
 from bench.robustness.frame_tally import Tally, section
-from bench.robustness.report import Section
+from bench.robustness.report import Section, section_markdown, write_part
 
 ENDPOINTS = tuple(SCRIPTS)
 BATCH_FRAMES = 1000
@@ -240,14 +239,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     result = asyncio.run(run(args.scale, args.endpoints, args.seed, args.parallel))
-    lines = [*md_table(result.columns, result.rows), "", *result.notes, ""]
-    lines += [
-        "Failures:" if result.failures else "No failures.",
-        *(f"- {f}" for f in result.failures),
-    ]
-    path = write_report("robustness-frames", result.title, lines, {"figures": result.figures,
-                        "failures": result.failures})  # fmt: skip
-    print("\n".join(lines))
+    path = write_part("frames", result)
+    print("\n".join(section_markdown(result)))
     print(f"report: {path}")
 
 

@@ -32,8 +32,8 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.core.result import Ok
 from schemathesis.generation import GenerationMode
 
-from bench.common import ServerProcess, free_port, python, write_report
-from bench.robustness.report import Section, section_markdown
+from bench.common import ServerProcess, free_port, python
+from bench.robustness.report import Section, write_part
 
 STAGES = ("skeletal", "mvp", "full")
 REQUEST_TIMEOUT = 30.0  # seconds without an answer: a hang
@@ -283,8 +283,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     section = run(args.scale, stages, args.seed)
-    data = {"rows": section.rows, "failures": section.failures, "figures": section.figures}
-    path = write_report("robustness-http", section.title, section_markdown(section)[2:], data)
+    path = write_part("http", section)
     print(f"{len(section.failures)} failures; report: {path}")
 
 

@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench.common import command_line, machine, md_table
+from bench.common import command_line, machine, md_table, write_report
 
 
 @dataclass
@@ -91,6 +91,13 @@ def section_markdown(section: Section) -> list[str]:
     if section.notes:
         lines += ["", "Notes:", "", *(f"- {note}" for note in section.notes)]
     return [*lines, ""]
+
+
+def write_part(name: str, section: Section) -> Path:
+    """A part run alone (``python -m bench.robustness.<name>``): its section as
+    ``bench/reports/robustness-<name>-<stamp>.md`` and ``.json``; the .md path."""
+    data = {"rows": section.rows, "failures": section.failures, "figures": section.figures}
+    return write_report(f"robustness-{name}", section.title, section_markdown(section)[2:], data)
 
 
 def summary_rows(parts: dict[str, Section]) -> list[list[str]]:

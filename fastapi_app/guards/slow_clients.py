@@ -36,7 +36,7 @@ from typing import Any
 
 from config import Settings
 from fastapi_app.guards.connection_caps import CONNECTIONS_REFUSED
-from fastapi_app.sockets.direct_frames import _names as attribute_names
+from fastapi_app.internals import attribute_names
 
 log = logging.getLogger(__name__)
 

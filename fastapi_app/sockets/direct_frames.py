@@ -33,6 +33,8 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from fastapi_app.internals import attribute_names
+
 log = logging.getLogger(__name__)
 
 _TEXT_FIN = 0x81  # FIN bit + opcode 1 (text)
@@ -52,26 +54,13 @@ READS: dict[type, tuple[str, ...]] = {
 _off = False  # set for good when a socket turns out to lack what is read
 
 
-def _names(cls: type) -> set[str]:
-    """Attribute names a class has or its code uses (instance attributes are set in
-    methods, so they show up only in the methods' code)."""
-    names = set(dir(cls))
-    for klass in cls.__mro__:
-        for value in vars(klass).values():
-            func = getattr(value, "fget", None) or getattr(value, "__func__", value)
-            code = getattr(func, "__code__", None)
-            if code is not None:
-                names.update(code.co_names)
-    return names
-
-
 def missing_internals() -> list[str]:
     """``Class.attribute`` for each read the installed libraries no longer support."""
     missing = [
         f"{cls.__module__}.{cls.__qualname__}.{name}"
         for cls, names in READS.items()
         for name in names
-        if name not in _names(cls)
+        if name not in attribute_names(cls)
     ]
     if getattr(State, "OPEN", None) is None:
         missing.append("websockets.protocol.State.OPEN")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -40,12 +40,6 @@ def server(db: Path) -> Iterator[ThreadServer]:
     settings = {"store": f"sqlite:///{db}", "store_busy_timeout": 0.3}
     with ThreadServer(**settings) as running:
         yield running
-
-
-@pytest.fixture
-async def http(server: ThreadServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=20) as client:
-        yield client
 
 
 @contextlib.contextmanager

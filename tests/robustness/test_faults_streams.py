@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -49,12 +49,6 @@ def server(fake: FakeOpenAISpeech) -> Iterator[ThreadServer]:
     }
     with ThreadServer(**settings) as running:
         yield running
-
-
-@pytest.fixture
-async def http(server: ThreadServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=20) as client:
-        yield client
 
 
 def http_request(path: str) -> bytes:
