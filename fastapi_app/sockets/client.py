@@ -10,6 +10,7 @@ import time
 from collections import deque
 from typing import Any
 
+from fastapi_app.sockets.fanout import FanOut
 from fastapi_app.sockets.outbox import Outbox
 from wire import frames
 
@@ -52,7 +53,9 @@ class Client:
     __slots__ = (
         "active_jobs",
         "connected_at",
+        "cursor",
         "detached_at",
+        "fanout",
         "history",
         "id",
         "last_seen",
@@ -64,7 +67,12 @@ class Client:
     )
 
     def __init__(
-        self, client_id: str, subject: str | None, history: int = 0, window: float = 0.0
+        self,
+        client_id: str,
+        subject: str | None,
+        history: int = 0,
+        window: float = 0.0,
+        fanout: FanOut | None = None,
     ) -> None:
         self.id = client_id
         self.subject = subject  # the JWT "sub", when auth is on
@@ -78,33 +86,20 @@ class Client:
         self.detached_at: float | None = None
         self.voice: str | None = None
         self.speed: float | None = None
+        # Broadcasts are this client's from here on; it takes them lazily (see fanout).
+        self.fanout = fanout if fanout is not None else FanOut({})
+        self.cursor = self.fanout.end
 
-    def deliver(
-        self,
-        body: str,
-        now: float,
-        tail: str | None = None,
-        *,
-        key: str | None = None,
-        urgent: bool = True,
-    ) -> None:
-        """A data frame: numbered, remembered for resume, sent if the socket is open.
-
-        ``tail`` is ``body[1:]``; a broadcast slices it once for all its clients. ``key``
-        and ``urgent``: see :meth:`Outbox.push` (a fan-out passes ``urgent=False``).
-        """
-        history = self.history
-        if history is not None:
-            self.seq = seq = self.seq + 1
-            history.add(body, now)
-            body = f'{{"seq":{seq},{tail if tail is not None else body[1:]}'
-        outbox = self.outbox
-        if outbox is not None:
-            outbox.push(body, key=key, urgent=urgent)
+    def deliver(self, body: str, now: float) -> None:
+        """A per-client data frame: numbered, remembered for resume, sent if the socket
+        is open, after every broadcast emitted before it."""
+        self.take_broadcasts()
+        self._number(body, body[1:], now, None, True)
 
     def deliver_numbered(self, body: str, seq: int) -> None:
         """A frame the fleet numbered; one already seen (a replay raced it) is skipped.
         Not kept in ``history``: a fleet resumes from the client's log in Redis."""
+        self.take_broadcasts()
         if seq <= self.seq:
             return
         self.seq = seq
@@ -114,9 +109,46 @@ class Client:
 
     def control(self, payload: dict[str, Any]) -> None:
         """A control frame (never replayed); it repeats the latest seq."""
-        self.control_encoded(frames.encode(payload))
+        self.take_broadcasts()
+        self._control(frames.encode(payload), None, True)
 
-    def control_encoded(self, body: str, *, urgent: bool = True, key: str | None = None) -> None:
+    def take_broadcasts(self) -> None:
+        """Take the broadcasts this client has not taken yet, in order, into its batch.
+        Nothing is written here: the fan-out pass writes next, or the per-client frame
+        that made this client catch up does."""
+        fanout = self.fanout
+        end = fanout.end
+        if self.cursor == end:
+            return
+        entries = fanout.entries
+        first = self.cursor - fanout.base
+        self.cursor = end
+        for i in range(first, len(entries)):
+            body, tail, key, now, numbered = entries[i]
+            if numbered:
+                self._number(body, tail, now, key, False)
+            else:
+                self._control(body, key, False)
+
+    def flush_fanout(self) -> None:
+        """The fan-out pass's visit: take the broadcasts and write the socket's batch."""
+        self.take_broadcasts()
+        outbox = self.outbox
+        if outbox is not None:
+            outbox.flush()
+
+    def _number(self, body: str, tail: str, now: float, key: str | None, urgent: bool) -> None:
+        # ``tail`` is ``body[1:]``: a broadcast slices it once for all its clients.
+        history = self.history
+        if history is not None:
+            self.seq = seq = self.seq + 1
+            history.add(body, now)
+            body = f'{{"seq":{seq},{tail}'
+        outbox = self.outbox
+        if outbox is not None:
+            outbox.push(body, key=key, urgent=urgent)
+
+    def _control(self, body: str, key: str | None, urgent: bool) -> None:
         outbox = self.outbox
         if outbox is not None:
             text = frames.with_seq(body, self.seq) if self.history is not None else body

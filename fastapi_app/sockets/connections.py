@@ -2,7 +2,8 @@
 
 A :class:`Client` is the logical session (id, sequence numbers, recent frames, jobs);
 an :class:`~fastapi_app.sockets.outbox.Outbox` is the socket it is on right now, if any. A
-broadcast is encoded once; each client splices in its own ``seq`` and queues the text.
+broadcast is encoded once and logged; each client takes it a moment later, or sooner if a
+frame of its own goes first (``fastapi_app.sockets.fanout``), and splices in its ``seq``.
 
 Lifecycle (full stage): a client whose socket closes is *detached* and kept for
 ``ws_resume_window`` seconds with its recent frames. If it sends ``resume`` on a new
@@ -26,6 +27,7 @@ from starlette.websockets import WebSocket
 
 from fastapi_app.sockets.client import Client
 from fastapi_app.sockets.direct_frames import DirectFrames
+from fastapi_app.sockets.fanout import FanOut
 from fastapi_app.sockets.flusher import Flusher
 from fastapi_app.sockets.outbox import Outbox, SendStats
 from wire import frames
@@ -58,6 +60,7 @@ class ConnectionManager:
         self.flusher = Flusher()
         self.clients: dict[str, Client] = {}  # live and detached
         self.live: dict[str, Client] = {}
+        self.fanout = FanOut(self.clients)
         self.heartbeat_closed = 0
         self.draining = False
         self._on_gone: GoneCallback | None = None
@@ -73,9 +76,7 @@ class ConnectionManager:
         self, ws: WebSocket, subject: str | None = None, direct: DirectFrames | None = None
     ) -> Client:
         """Register an accepted socket as a new client and greet it."""
-        client = Client(
-            str(uuid.uuid4()), subject, self.options.history, self.options.resume_window
-        )
+        client = self._new_client(str(uuid.uuid4()), subject)
         client.outbox = Outbox(ws.send, self.options.queue_size, self.stats, self.flusher, direct)
         self.clients[client.id] = self.live[client.id] = client
         client.control(frames.connection_established(client.id))
@@ -114,13 +115,21 @@ class ConnectionManager:
         held it before (the fleet checked it and replays its frames next)."""
         old = self.clients.get(old_id)
         if old is None or old is temp:
-            old = Client(old_id, temp.subject, self.options.history, self.options.resume_window)
+            old = self._new_client(old_id, temp.subject)
             self.clients[old_id] = old
         self._move_socket(temp, old)
         old.seq = last_seq  # the replay brings it up to date; older numbers are skipped
         return old
 
+    def _new_client(self, client_id: str, subject: str | None) -> Client:
+        opts = self.options
+        return Client(client_id, subject, opts.history, opts.resume_window, self.fanout)
+
     def _move_socket(self, temp: Client, old: Client) -> None:
+        # Both take what was broadcast so far first: the temporary socket's batch goes
+        # out before the resume, and the session's history is complete for the replay.
+        temp.take_broadcasts()
+        old.take_broadcasts()
         if old.outbox is not None:
             old.outbox.close(1000, "resumed on another connection")
         outbox, temp.outbox = temp.outbox, None
@@ -143,20 +152,15 @@ class ConnectionManager:
     # --- sending ----------------------------------------------------------------------
 
     def broadcast(self, payload: dict[str, Any]) -> None:
-        """Encode once; every client (detached ones keep it for resume) gets it. A fan-out
-        is never urgent, and a queue count replaces an older one still waiting."""
+        """Encode once and log it: every client (detached ones keep it for resume) takes
+        it lazily, so this costs the same for one client or ten thousand. A queue count
+        replaces an older one still waiting in a batch."""
         body = frames.encode(payload)
         name = payload.get("type")
         key = name if name in frames.QUEUE_EVENTS else None
-        if self.options.fleet:
-            for client in self.live.values():
-                client.control_encoded(body, urgent=False, key=key)
-            return
-        tail = body[1:]  # sliced once: each client only splices its seq in front
-        now = time.monotonic()
-        targets = self.clients if self.options.history else self.live
-        for client in targets.values():
-            client.deliver(body, now, tail, key=key, urgent=False)
+        # A fleet numbers only per-client frames (in Redis): broadcasts then carry the
+        # latest seq without taking a number.
+        self.fanout.append(body, key, time.monotonic(), numbered=not self.options.fleet)
 
     def send(self, client_id: str, payload: dict[str, Any], seq: int | None = None) -> bool:
         """A per-client data frame; ``seq`` when the fleet numbered it."""
@@ -190,16 +194,14 @@ class ConnectionManager:
         interval = self.options.heartbeat_interval
         if interval is not None:
             deadline = now - self.options.heartbeat_timeout
-            ping = None
-            if now - self._last_ping >= interval:
-                self._last_ping = now
-                ping = frames.encode(frames.ping())  # once for everyone
             for client in list(self.live.values()):
                 if client.last_seen < deadline and client.outbox is not None:
                     self.heartbeat_closed += 1
+                    client.take_broadcasts()
                     client.outbox.close(HEARTBEAT_TIMEOUT, "heartbeat timeout")
-                elif ping is not None:
-                    client.control_encoded(ping, urgent=False)
+            if now - self._last_ping >= interval:
+                self._last_ping = now
+                self.fanout.append(frames.encode(frames.ping()), None, now, numbered=False)
         if not self.draining:
             expiry = now - self.options.resume_window
             for client in list(self.clients.values()):
@@ -223,6 +225,7 @@ class ConnectionManager:
         writers = []
         for client in list(self.live.values()):
             if client.outbox is not None:
+                client.take_broadcasts()  # written before the close, as they would have been
                 client.outbox.close(code, reason)
                 writers.append(client.outbox.writer)
         pending = [w for w in writers if w is not None]

@@ -3,17 +3,18 @@
 Frames pushed to a socket are written together: one ``transport.write`` where the direct
 path is open (they stay separate WebSocket frames on the wire; only the system call is
 shared). Sockets holding a per-client frame (an answer, a ``queued``, an error, a pong)
-are written in the next loop iteration. Sockets holding only fan-out frames (queue
-counts, heartbeats) wait ``BULK_DELAY`` first, then are written ``SLICE`` sockets at a time with
-a turn of the event loop between slices.
+are written in the next loop iteration (:meth:`Flusher.urgent`). Fan-out frames wait
+``BULK_DELAY`` first, then go out ``SLICE`` sockets at a time with a turn of the event
+loop between slices: on ``/ws`` through the fan-out pass (``fastapi_app.sockets.fanout``),
+on Socket.IO through :meth:`Flusher.bulk`.
 
 Why the wait: one job moves todo -> running -> done within a millisecond or two and each
 move is a count to every socket. Written at once, that is five fan-outs (five writes per
 socket) standing between the question and its answer. After a short wait the counts of a
 job sit in each socket's batch together, where a newer count replaces an older one of
-the same name (``fastapi_app.sockets.outbox``): the answer goes out first, then one write per
-socket carries the latest counts. Each socket's own frames keep their order throughout
-(they are one batch, or one backlog).
+the same name (:class:`Batch`): the answer goes out first, then one write per socket
+carries the latest counts. Each socket's own frames keep their order throughout (they
+are one batch, or one backlog).
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ on a socket, so a slow peer stalls only its own writer: everyone else's frames g
 at once. When an outbox is full the peer is not keeping up; it is closed with 1013 and
 may reconnect and ``resume``.
 
-Batches. What is pushed during one loop iteration is written in the next, together
-(``fastapi_app.sockets.flusher``: sockets with a per-client frame first, fan-outs in slices).
+Batches. A per-client frame pushed during one loop iteration is written in the next,
+together with everything else the batch holds (``fastapi_app.sockets.flusher``); a
+broadcast's frames wait for the fan-out pass (``fastapi_app.sockets.fanout``).
 Queue counts are state, not history: a count pushed while an earlier count of the same
 name still waits (in the batch or the backlog) replaces it, and only the latest value
 goes on the wire, after everything pushed before it. Per-client frames are never
@@ -57,9 +58,6 @@ class SendStats:
         self.slow_closed = 0
 
 
-_NONE, _BULK, _URGENT = 0, 1, 2  # where an outbox's batch is registered with the flusher
-
-
 class Outbox:
     __slots__ = (
         "_batch",
@@ -94,7 +92,7 @@ class Outbox:
         self.stats = stats
         self._batch = Batch()  # the frames waiting for the next write
         self._spare = Batch()  # the other one, swapped in at a flush
-        self._registered = _NONE
+        self._registered = False  # with the flusher, to be written next iteration
         # The backlog behind a send that had to wait, with the same tombstones; ``_keys``
         # holds absolute positions (``_taken`` frames have left from the front).
         self._frames: deque[str | None] = deque()
@@ -107,10 +105,12 @@ class Outbox:
         self.writer: asyncio.Task[None] | None = None  # only while there is a backlog
 
     def push(self, text: str, *, key: str | None = None, urgent: bool = True) -> None:
-        """Queue one encoded frame for this iteration's batch.
+        """Queue one encoded frame for this socket's next write.
 
         ``key`` names a count: a newer one replaces it while both wait. ``urgent``: a
-        per-client frame, written before any socket that holds only fan-out frames.
+        per-client frame, written in the next loop iteration with whatever the batch
+        holds. A broadcast's frame is not: it waits for the fan-out pass to write the
+        batch (``fastapi_app.sockets.fanout``), or for a per-client frame to take it along.
         """
         if self.close_request is not None or self.gone:
             self.stats.dropped += 1
@@ -120,13 +120,9 @@ class Outbox:
             return
         if self._batch.add(text, key):
             self.stats.conflated += 1
-        if urgent:
-            if self._registered != _URGENT:
-                self._registered = _URGENT
-                self._flusher.urgent(self)
-        elif self._registered == _NONE:
-            self._registered = _BULK
-            self._flusher.bulk(self)
+        if urgent and not self._registered:
+            self._registered = True
+            self._flusher.urgent(self)
 
     def flush(self) -> None:
         """Write this iteration's batch: one direct write, else frame by frame."""
@@ -136,7 +132,7 @@ class Outbox:
         # Swap batches first: whatever is pushed while this one is written (a close can
         # flush again) starts the next batch.
         self._batch, self._spare = self._spare, batch
-        self._registered = _NONE
+        self._registered = False
         try:
             self._write(batch.live())
         finally:

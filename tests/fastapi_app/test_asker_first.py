@@ -117,9 +117,11 @@ async def test_a_burst_shares_writes_and_counts_conflate() -> None:
         for client in clients:
             await client.close()
     sent, writes, conflated = (a - b for a, b in zip(after, before, strict=True))
-    # One burst in one go: per socket, 5 answers and the latest of each count in ONE
-    # write; the other 98 counts were replaced before they reached the wire.
-    assert (sent, writes, conflated) == (20 * (5 + 2), 20, 20 * 98)
+    # One burst in one go. Per socket: the 5 answers, each after the counts emitted
+    # before it, in ONE write that carries only the latest of those counts (40 and 0);
+    # then the fan-out pass writes the counts emitted after the last answer, conflated
+    # to their latest (49 and 1). The other 96 counts never reached the wire.
+    assert (sent, writes, conflated) == (20 * (5 + 2 + 2), 20 * 2, 20 * 96)
 
 
 async def test_resume_after_a_burst_replays_every_frame_it_missed() -> None:
