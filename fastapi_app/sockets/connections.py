@@ -27,7 +27,7 @@ from starlette.websockets import WebSocket
 
 from fastapi_app.sockets.client import Client
 from fastapi_app.sockets.direct_frames import DirectFrames
-from fastapi_app.sockets.fanout import FanOut
+from fastapi_app.sockets.fanout import Entry, FanOut
 from fastapi_app.sockets.flusher import Flusher
 from fastapi_app.sockets.outbox import Outbox, SendStats
 from wire import frames
@@ -160,7 +160,8 @@ class ConnectionManager:
         key = name if name in frames.QUEUE_EVENTS else None
         # A fleet numbers only per-client frames (in Redis): broadcasts then carry the
         # latest seq without taking a number.
-        self.fanout.append(body, key, time.monotonic(), numbered=not self.options.fleet)
+        numbered = not self.options.fleet
+        self.fanout.append(Entry(body, body[1:], key, time.monotonic(), numbered))
 
     def send(self, client_id: str, payload: dict[str, Any], seq: int | None = None) -> bool:
         """A per-client data frame; ``seq`` when the fleet numbered it."""
@@ -201,7 +202,8 @@ class ConnectionManager:
                     client.outbox.close(HEARTBEAT_TIMEOUT, "heartbeat timeout")
             if now - self._last_ping >= interval:
                 self._last_ping = now
-                self.fanout.append(frames.encode(frames.ping()), None, now, numbered=False)
+                ping = frames.encode(frames.ping())
+                self.fanout.append(Entry(ping, ping[1:], None, now, numbered=False))
         if not self.draining:
             expiry = now - self.options.resume_window
             for client in list(self.clients.values()):

@@ -1,8 +1,9 @@
-"""Broadcasts to every ``/ws`` client, at O(1) cost to whoever broadcasts.
+"""Broadcasts at O(1) cost to whoever broadcasts, whatever the number of sockets.
 
-A broadcast is appended once to a shared log. Each client holds a cursor into the log
-and takes what it has not taken yet (numbered, remembered for resume, batched for its
-socket, see ``fastapi_app.sockets.client``) at one of two moments:
+A broadcast is appended once to a shared log. Each member (a ``/ws`` client, see
+``fastapi_app.sockets.client``; a Socket.IO socket, see ``fastapi_app.sockets.sio_manager``)
+holds a cursor into the log and takes what it has not taken yet (numbered and
+remembered for resume on ``/ws``, batched for its socket) at one of two moments:
 
 - when anything else is sent to it: a per-client frame always follows the broadcasts
   emitted before it, on the wire and in the resume history, so per-socket order is the
@@ -24,17 +25,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from fastapi_app.sockets.flusher import BULK_DELAY, SLICE
-
-if TYPE_CHECKING:
-    from fastapi_app.sockets.client import Client
 
 log = logging.getLogger(__name__)
 
 
+class Member(Protocol):
+    id: str
+    cursor: int  # the position of the first broadcast not taken yet
+
+    def flush_fanout(self) -> None:
+        """Take the broadcasts not taken yet, then write the socket's batch."""
+
+
 class Entry(NamedTuple):
+    """A ``/ws`` broadcast."""
+
     body: str  # the encoded frame, without a seq
     tail: str  # body[1:], sliced once: each client splices its seq in front
     key: str | None  # the count's name: a newer one replaces it in a batch
@@ -43,17 +51,17 @@ class Entry(NamedTuple):
 
 
 class FanOut:
-    """The log of broadcasts not yet taken by every client, and the pass that hands
-    them out. One per :class:`~fastapi_app.sockets.connections.ConnectionManager`."""
+    """The log of broadcasts not yet taken by every member, and the pass that hands
+    them out: one per ``/ws`` connection manager, one per Socket.IO namespace."""
 
-    __slots__ = ("_clients", "_scheduled", "base", "delay", "entries", "slice")
+    __slots__ = ("_scheduled", "base", "delay", "entries", "members", "slice")
 
     def __init__(
-        self, clients: dict[str, Client], slice_size: int = SLICE, delay: float = BULK_DELAY
+        self, members: dict[str, Any], slice_size: int = SLICE, delay: float = BULK_DELAY
     ) -> None:
-        self._clients = clients  # every client the pass visits (live and detached)
+        self.members: dict[str, Member] = members  # everyone the pass visits
         self.slice, self.delay = slice_size, delay
-        self.entries: list[Entry] = []
+        self.entries: list[Any] = []  # what a broadcast is is up to the members
         self.base = 0  # the position of entries[0]; positions only grow
         self._scheduled = False
 
@@ -62,35 +70,35 @@ class FanOut:
         """The position the next broadcast will take (a new client starts here)."""
         return self.base + len(self.entries)
 
-    def append(self, body: str, key: str | None, now: float, *, numbered: bool) -> None:
-        if not self._clients:
-            return  # nobody to hand it to; a client that joins later starts after it
-        self.entries.append(Entry(body, body[1:], key, now, numbered))
+    def append(self, entry: Any) -> None:
+        if not self.members:
+            return  # nobody to hand it to; a member that joins later starts after it
+        self.entries.append(entry)
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_later(self.delay, self._start)
 
     def _start(self) -> None:
-        # Everyone there now is visited; a client that joins meanwhile starts at the end.
+        # Everyone there now is visited; a member that joins meanwhile starts at the end.
         upto = self.end
-        self._visit(deque(self._clients.values()), upto)
+        self._visit(deque(self.members.values()), upto)
 
-    def _visit(self, pending: deque[Client], upto: int) -> None:
+    def _visit(self, pending: deque[Member], upto: int) -> None:
         for _ in range(min(len(pending), self.slice)):
-            client = pending.popleft()
+            member = pending.popleft()
             try:
-                client.flush_fanout()
+                member.flush_fanout()
             except Exception:  # one socket's failure must not strand everyone else
-                log.exception("handing broadcasts to client %s failed", client.id)
+                log.exception("handing broadcasts to %s failed", member.id)
         if pending:  # the rest after a turn of the loop (per-client frames go in between)
             asyncio.get_running_loop().call_soon(self._visit, pending, upto)
             return
-        # Every client has taken everything up to ``upto`` (those visited took more).
+        # Every member has taken everything up to ``upto`` (those visited took more).
         del self.entries[: upto - self.base]
         self.base = upto
-        if self.entries and self._clients:  # broadcast during the pass: another one
+        if self.entries and self.members:  # broadcast during the pass: another one
             asyncio.get_running_loop().call_later(self.delay, self._start)
-        else:  # (with no client left, what remains is nobody's)
+        else:  # (with no member left, what remains is nobody's)
             self.base = self.end
             self.entries.clear()
             self._scheduled = False

@@ -25,11 +25,17 @@ each socket as it connects (``BroadcastManager(lean_poll=False)`` leaves enginei
 Cheapest of all: an upgraded websocket socket whose writer is parked waiting for its
 next packet, with nothing queued, gets text packets written straight to its uvicorn
 transport (``fastapi_app.sockets.direct_frames``): no queue hand-off, no writer wake-up, no ASGI
-send. They are batched per loop iteration (``fastapi_app.sockets.flusher``: one transport write
-per socket, fan-outs in slices), and a queue count that a newer one of the same name
-replaces before the batch is written never goes out. To know each socket's transport,
-the Engine.IO server's websocket wrapper is swapped for :class:`_TrackedWebSocket`,
-which records it for the socket's lifetime.
+send. They are batched (``fastapi_app.sockets.flusher``: one transport write per socket,
+fan-outs in slices), and a queue count that a newer one of the same name replaces before
+the batch is written never goes out. To know each socket's transport, the Engine.IO
+server's websocket wrapper is swapped for :class:`_TrackedWebSocket`, which records it
+for the socket's lifetime.
+
+An emit to a whole namespace (no room, no ``skip_sid``, one text packet: every queue
+count and every legacy ``audio_update``) costs the emitter O(1): it is logged once and
+each socket takes it when the fan-out pass reaches it (``fastapi_app.sockets.fanout``), so
+a job's seven emits no longer stop the job that emits them. Any other emit first hands
+each of its recipients what the log holds for it, so per-socket order is emission order.
 
 Profiles and figures: ``python -m bench.ws_broadcast`` (see bench/ws_broadcast.py).
 
@@ -55,6 +61,7 @@ from engineio.async_drivers import asgi as eio_asgi
 from socketio import packet as sio_packet
 
 from fastapi_app.sockets.direct_frames import DirectFrames, direct_writer
+from fastapi_app.sockets.fanout import FanOut
 from fastapi_app.sockets.flusher import Batch, Flusher
 from fleet.link import stop_if_cancelled
 from wire.legacy import QUEUE_EVENTS
@@ -85,6 +92,8 @@ class BroadcastManager(socketio.AsyncManager):
         self.direct: dict[str, DirectFrames] = {}
         self.batches: dict[str, _Batch] = {}  # eio sid -> its batch (kept while it is open)
         self.flusher = Flusher()
+        self.fanouts: dict[str, FanOut] = {}  # namespace -> its log of namespace-wide emits
+        self._late: set[asyncio.Task[None]] = set()
 
     def set_server(self, server: Any) -> None:
         super().set_server(server)
@@ -103,7 +112,20 @@ class BroadcastManager(socketio.AsyncManager):
                 and not isinstance(socket.poll, LeanPoll)
             ):
                 socket.poll = LeanPoll(socket)
-        return await super().pre_connect(eio_sid, namespace)
+        sid = await super().pre_connect(eio_sid, namespace)
+        if sid is not None:  # in the namespace's room now: namespace-wide emits reach it
+            fanout = self.fanouts.get(namespace)
+            if fanout is None:
+                fanout = self.fanouts[namespace] = FanOut({})
+            fanout.members[eio_sid] = _Member(self, eio_sid, fanout)
+        return sid
+
+    def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
+        fanout = self.fanouts.get(namespace)
+        if fanout is not None:
+            eio_sid = self.rooms.get(namespace, {}).get(None, {}).get(sid)
+            fanout.members.pop(eio_sid, None)
+        super().basic_disconnect(sid, namespace, **kwargs)
 
     async def emit(
         self,
@@ -125,13 +147,19 @@ class BroadcastManager(socketio.AsyncManager):
         if namespace not in self.rooms:
             return
         packets = self._encode_event(event, data, namespace)
+        # One text packet (no binary attachments) can skip the queue of a parked writer.
+        text = packets[0].encode() if len(packets) == 1 and not packets[0].binary else None
+        key = event if event in QUEUE_EVENTS else None
+        fanout = self.fanouts.get(namespace)
+        if room is None and skip_sid is None and text is not None and fanout is not None:
+            fanout.append((text, packets[0], key))  # each socket takes it in the pass
+            return
         skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
         recipients = (
             eio_sid for sid, eio_sid in self.get_participants(namespace, room) if sid not in skip
         )
-        # One text packet (no binary attachments) can skip the queue of a parked writer.
-        text = packets[0].encode() if len(packets) == 1 and not packets[0].binary else None
-        late = self._enqueue(recipients, packets, text, event if event in QUEUE_EVENTS else None)
+        members = fanout.members if fanout is not None else {}
+        late = self._enqueue(recipients, packets, text, key, members)
         # Sockets whose ping has timed out take the regular send path, which closes them
         # exactly as python-engineio would (and sends nothing).
         for socket in late:
@@ -162,8 +190,14 @@ class BroadcastManager(socketio.AsyncManager):
         packets: list[eio_packet.Packet],
         text: str | None,
         key: str | None,
+        members: dict[str, _Member] | None = None,
+        *,
+        bulk: bool = True,
     ) -> list[Any]:
-        """Hand ``packets`` to every live socket; return the sockets that need a slow path."""
+        """Hand ``packets`` to every live socket; return the sockets that need a slow path.
+
+        ``members``: each recipient first takes what the namespace's log holds for it.
+        ``bulk``: register a batch with the flusher (the fan-out pass writes its own)."""
         eio = self.server.eio
         sockets = eio.sockets
         direct = self.direct if text is not None else {}
@@ -175,6 +209,10 @@ class BroadcastManager(socketio.AsyncManager):
             socket = sockets.get(eio_sid)
             if socket is None or socket.closed:
                 continue  # gone between the room lookup and now: nothing to deliver
+            if members:
+                member = members.get(eio_sid)
+                if member is not None:
+                    member.take_broadcasts(bulk=True)
             last_ping = socket.last_ping
             if last_ping and last_ping < deadline:
                 late.append(socket)
@@ -192,7 +230,8 @@ class BroadcastManager(socketio.AsyncManager):
                 if batch is None:
                     batch = batches[eio_sid] = _Batch(self, eio_sid)
                 batch.add_packet(text, packets[0], key)
-                self.flusher.bulk(batch)
+                if bulk:
+                    self.flusher.bulk(batch)
                 continue
             put = socket.queue.put_nowait
             for pkt in packets:
@@ -200,6 +239,49 @@ class BroadcastManager(socketio.AsyncManager):
         if eio.logger.isEnabledFor(logging.INFO):
             eio.logger.info("Broadcast %d packet(s) to %d socket(s)", len(packets), count)
         return late
+
+    def _send_late(self, socket: Any, packets: list[eio_packet.Packet]) -> None:
+        """The regular send path for a socket whose ping timed out: it closes the socket
+        exactly as python-engineio would (and sends nothing)."""
+
+        async def send() -> None:
+            for pkt in packets:
+                await socket.send(pkt)
+
+        task = asyncio.create_task(send())
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+
+
+class _Member:
+    """A socket's place in its namespace's log of namespace-wide emits."""
+
+    __slots__ = ("cursor", "fanout", "id", "manager")
+
+    def __init__(self, manager: BroadcastManager, eio_sid: str, fanout: FanOut) -> None:
+        self.manager, self.id, self.fanout = manager, eio_sid, fanout
+        self.cursor = fanout.end  # emits from here on are this socket's
+
+    def take_broadcasts(self, *, bulk: bool) -> None:
+        """Hand the socket, in order, the emits it has not taken yet."""
+        fanout = self.fanout
+        end = fanout.end
+        if self.cursor == end:
+            return
+        entries = fanout.entries
+        first = self.cursor - fanout.base
+        self.cursor = end
+        manager = self.manager
+        for i in range(first, len(entries)):
+            text, packet, key = entries[i]
+            for socket in manager._enqueue((self.id,), [packet], text, key, bulk=bulk):
+                manager._send_late(socket, [packet])
+
+    def flush_fanout(self) -> None:
+        self.take_broadcasts(bulk=False)
+        batch = self.manager.batches.get(self.id)
+        if batch is not None:
+            batch.flush()
 
 
 class _Batch(Batch):
