@@ -22,6 +22,7 @@ import pytest
 import socketio
 
 from config import Settings
+from fastapi_app.sockets.fanout import FanOut
 from fastapi_app.sockets.sio_manager import BroadcastManager, RedisBroadcastManager
 from tests.fastapi_app.helpers import WsClient, ws_url
 from tests.flask_app.launch import ServerProcess
@@ -82,18 +83,17 @@ async def test_a_message_from_redis_takes_the_fast_path(
     with ThreadServer(settings) as server:
         manager = server.runtime.legacy.sio.manager
         assert isinstance(manager, RedisBroadcastManager) and isinstance(manager, BroadcastManager)
-        delivered: list[int] = []
-        fast = BroadcastManager._enqueue
+        logged: list[tuple[str, int]] = []
+        log = FanOut.append
 
-        def counting(self: BroadcastManager, eio_sids: Any, *rest: Any) -> Any:
-            sids = list(eio_sids)
-            delivered.append(len(sids))
-            return fast(self, sids, *rest)
+        def counting(self: FanOut, entry: Any) -> None:
+            logged.append((entry[0], len(self.members)))
+            log(self, entry)
 
         def stock(*args: object, **kwargs: object) -> None:
             raise AssertionError("the stock per-recipient emit ran")
 
-        monkeypatch.setattr(BroadcastManager, "_enqueue", counting)
+        monkeypatch.setattr(FanOut, "append", counting)
         monkeypatch.setattr(socketio.AsyncManager, "emit", stock)
         pages = [await EventLog().connect(server.url, "websocket") for _ in range(5)]
         try:
@@ -109,7 +109,8 @@ async def test_a_message_from_redis_takes_the_fast_path(
                 return all({"value": 7} in page.of("run_update") for page in pages)
 
             await eventually(heard)
-            assert 5 in delivered  # one hand-over to all five sockets at once
+            # Logged once for all five sockets (each takes it in the fan-out pass).
+            assert ('42["run_update",{"value":7}]', 5) in logged
         finally:
             for page in pages:
                 await page.close()
