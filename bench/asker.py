@@ -374,7 +374,9 @@ def markdown(
         f"- Targets: {', '.join(f'`{t}`' for t in args.targets)}; ratios are against "
         f"`{BASELINE}` of the same run and client count.",
         "- job->audio_update = scheduled push -> the answer's `audio_update` at the asker; "
-        "broadcast = scheduled push -> the k-th `done_update` at every client. "
+        "broadcast = scheduled push -> the k-th `done_update` at every client. Pushes "
+        "leave on schedule to within a loop iteration (the load generator sleeps until "
+        "2 ms before, then yields: asyncio alone wakes up to 1 ms late). "
         f"With {args.pushes} pushes, a run's job p99 is its slowest job or close to it.",
         "- Events emitted: from the workload (per job, 2 `todo_update` + 2 `run_update` + "
         "1 `done_update` to every client; plus `queued` and 2 `audio_update` to the asker "

@@ -5,7 +5,8 @@ Every job makes the shared queues broadcast ``todo_update``/``run_update``/
 Socket.IO targets) also broadcasts both ``audio_update`` frames to every Socket.IO
 client, as the original Genie did. On ``fastapi-ws`` a probe client sends the job as a
 ``query`` frame and receives its own ``audio_update``. Push k is sent at its scheduled
-time ``t0 + k / rate`` (one task each, so a slow server cannot delay the schedule) and:
+time ``t0 + k / rate`` (one task each, so a slow server cannot delay the schedule; to
+within a loop iteration, see :func:`until`) and:
 
 - broadcast latency = arrival of the k-th ``done_update`` at a client - scheduled time
   of push k (one consumer, FIFO, so the k-th done is job k), over every client;
