@@ -8,9 +8,9 @@ remembered for resume on ``/ws``, batched for its socket) at one of two moments:
 - when anything else is sent to it: a per-client frame always follows the broadcasts
   emitted before it, on the wire and in the resume history, so per-socket order is the
   order of emission;
-- when the pass reaches it: ``BULK_DELAY`` after a broadcast the pass walks every
-  client, ``SLICE`` at a time with a turn of the event loop between slices, and writes
-  each socket's batch.
+- when the pass reaches it: ``BULK_DELAY`` after a broadcast (in the next loop turn
+  when there are ``HOLD_ABOVE`` members or fewer) the pass walks every member, ``SLICE``
+  at a time with a turn of the event loop between slices, and writes each socket's batch.
 
 Why: handing a frame to a client (its ``seq``, its history, its batch) costs 2-3 us, so
 walking 1,000 clients inside ``broadcast`` stopped the job that broadcast for 2-3 ms,
@@ -30,6 +30,10 @@ from typing import Any, NamedTuple, Protocol
 from fastapi_app.sockets.flusher import BULK_DELAY, SLICE
 
 log = logging.getLogger(__name__)
+
+# Up to this many members a whole pass costs about a millisecond of writes: less than
+# the wait would save, and the legacy page's answer (itself a broadcast) would pay it.
+HOLD_ABOVE = 4 * SLICE
 
 
 class Member(Protocol):
@@ -54,13 +58,13 @@ class FanOut:
     """The log of broadcasts not yet taken by every member, and the pass that hands
     them out: one per ``/ws`` connection manager, one per Socket.IO namespace."""
 
-    __slots__ = ("_scheduled", "base", "delay", "entries", "members", "slice")
+    __slots__ = ("_scheduled", "base", "delay", "entries", "hold_above", "members", "slice")
 
     def __init__(
         self, members: dict[str, Any], slice_size: int = SLICE, delay: float = BULK_DELAY
     ) -> None:
         self.members: dict[str, Member] = members  # everyone the pass visits
-        self.slice, self.delay = slice_size, delay
+        self.slice, self.delay, self.hold_above = slice_size, delay, HOLD_ABOVE
         self.entries: list[Any] = []  # what a broadcast is is up to the members
         self.base = 0  # the position of entries[0]; positions only grow
         self._scheduled = False
@@ -76,7 +80,11 @@ class FanOut:
         self.entries.append(entry)
         if not self._scheduled:
             self._scheduled = True
-            asyncio.get_running_loop().call_later(self.delay, self._start)
+            self._schedule()
+
+    def _schedule(self) -> None:
+        delay = self.delay if len(self.members) > self.hold_above else 0.0
+        asyncio.get_running_loop().call_later(delay, self._start)
 
     def _start(self) -> None:
         # Everyone there now is visited; a member that joins meanwhile starts at the end.
@@ -97,7 +105,7 @@ class FanOut:
         del self.entries[: upto - self.base]
         self.base = upto
         if self.entries and self.members:  # broadcast during the pass: another one
-            asyncio.get_running_loop().call_later(self.delay, self._start)
+            self._schedule()
         else:  # (with no member left, what remains is nobody's)
             self.base = self.end
             self.entries.clear()

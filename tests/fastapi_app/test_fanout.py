@@ -11,12 +11,17 @@ import anyio
 import pytest
 import socketio
 
+from fastapi_app.sockets.fanout import FanOut
 from tests.fastapi_app.helpers import WsClient
 from tests.servers import ThreadServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
 
 HOLD = 0.3  # a long fan-out wait, so a test can act before the pass
+
+
+def hold(fanout: FanOut) -> None:
+    fanout.delay, fanout.hold_above = HOLD, 0  # held even for a handful of sockets
 
 
 async def test_a_broadcast_is_logged_once_and_taken_by_the_pass() -> None:
@@ -26,7 +31,7 @@ async def test_a_broadcast_is_logged_once_and_taken_by_the_pass() -> None:
 
         def broadcast() -> tuple[int, list[int]]:
             conns = rt.connections
-            conns.fanout.delay = HOLD
+            hold(conns.fanout)
             conns.broadcast({"type": "todo_update", "value": 7})
             # Nothing was handed to any client yet: one entry, nobody numbered it.
             return len(conns.fanout.entries), [len(c.outbox) for c in conns.live.values()]
@@ -48,7 +53,7 @@ async def test_a_frame_of_its_own_comes_after_the_broadcasts_before_it() -> None
         other = await WsClient.connect(server.ws_url + "/ws")
 
         async def go() -> None:
-            rt.connections.fanout.delay = HOLD
+            hold(rt.connections.fanout)
             await rt.hub.emit_event("todo_update", {"value": 1})
             await rt.hub.emit_audio("Answer.", asker.client_id)  # takes todo 1 along
             await rt.hub.emit_event("todo_update", {"value": 2})  # the pass brings it
@@ -76,7 +81,7 @@ async def test_a_socket_that_joins_after_a_broadcast_does_not_get_it() -> None:
         early = await WsClient.connect(server.ws_url + "/ws")
 
         def hold_and_broadcast() -> None:
-            rt.connections.fanout.delay = HOLD
+            hold(rt.connections.fanout)
             rt.connections.broadcast({"type": "run_update", "value": 1})
 
         await anyio.to_thread.run_sync(server.call, hold_and_broadcast)
@@ -142,7 +147,7 @@ async def test_socketio_emits_to_one_socket_keep_their_place_among_namespace_emi
         a_sid = a.client.get_sid()
 
         async def go() -> None:
-            sio.manager.fanouts["/"].delay = HOLD
+            hold(sio.manager.fanouts["/"])
             await sio.emit("todo_update", {"value": 1})  # namespace-wide: logged
             await sio.emit("probe", {"n": 1}, to=a_sid)  # takes todo 1 along first
             await sio.emit("todo_update", {"value": 2})
@@ -175,3 +180,23 @@ async def test_socketio_emits_to_one_socket_keep_their_place_among_namespace_emi
         with anyio.fail_after(10):  # a page that leaves leaves the log's members too
             while await anyio.to_thread.run_sync(server.call, lambda: len(fanout.members)):  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
+
+
+async def test_a_small_fan_out_goes_out_in_the_next_loop_turns_not_after_the_hold() -> None:
+    async with ThreadServer(stage="full") as server:
+        rt = server.runtime
+        clients = [await WsClient.connect(server.ws_url + "/ws") for _ in range(3)]
+
+        async def turns_until_taken() -> int:
+            conns = rt.connections
+            conns.broadcast({"type": "todo_update", "value": 1})
+            for turn in range(1, 20):  # a few turns of the loop: microseconds, not 5 ms
+                await asyncio.sleep(0)
+                if not conns.fanout.entries:
+                    return turn
+            return -1
+
+        assert await anyio.to_thread.run_sync(server.call, turns_until_taken) > 0
+        for client in clients:
+            assert (await client.next("todo_update"))["value"] == 1
+            await client.close()
