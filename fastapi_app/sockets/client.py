@@ -116,15 +116,9 @@ class Client:
         """Take the broadcasts this client has not taken yet, in order, into its batch.
         Nothing is written here: the fan-out pass writes next, or the per-client frame
         that made this client catch up does."""
-        fanout = self.fanout
-        end = fanout.end
-        if self.cursor == end:
+        if self.cursor == self.fanout.end:
             return
-        entries = fanout.entries
-        first = self.cursor - fanout.base
-        self.cursor = end
-        for i in range(first, len(entries)):
-            body, tail, key, now, numbered = entries[i]
+        for body, tail, key, now, numbered in self.fanout.take(self):
             if numbered:
                 self._number(body, tail, now, key, False)
             else:

@@ -23,8 +23,10 @@ job meet in each client's batch, where the latest of each name replaces the olde
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import deque
+from collections.abc import Iterator
 from typing import Any, NamedTuple, Protocol
 
 from fastapi_app.sockets.flusher import BULK_DELAY, SLICE
@@ -73,6 +75,12 @@ class FanOut:
     def end(self) -> int:
         """The position the next broadcast will take (a new client starts here)."""
         return self.base + len(self.entries)
+
+    def take(self, member: Member) -> Iterator[Any]:
+        """The entries ``member`` has not taken yet, oldest first; they count as taken."""
+        first, end = member.cursor - self.base, len(self.entries)
+        member.cursor = self.base + end
+        return itertools.islice(self.entries, first, end)
 
     def append(self, entry: Any) -> None:
         if not self.members:

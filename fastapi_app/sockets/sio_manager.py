@@ -123,8 +123,7 @@ class BroadcastManager(socketio.AsyncManager):
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
         fanout = self.fanouts.get(namespace)
         if fanout is not None:
-            eio_sid = self.rooms.get(namespace, {}).get(None, {}).get(sid)
-            fanout.members.pop(eio_sid, None)
+            fanout.members.pop(self.eio_sid_from_sid(sid, namespace), None)
         super().basic_disconnect(sid, namespace, **kwargs)
 
     async def emit(
@@ -264,16 +263,10 @@ class _Member:
 
     def take_broadcasts(self, *, bulk: bool) -> None:
         """Hand the socket, in order, the emits it has not taken yet."""
-        fanout = self.fanout
-        end = fanout.end
-        if self.cursor == end:
+        if self.cursor == self.fanout.end:
             return
-        entries = fanout.entries
-        first = self.cursor - fanout.base
-        self.cursor = end
         manager = self.manager
-        for i in range(first, len(entries)):
-            text, packet, key = entries[i]
+        for text, packet, key in self.fanout.take(self):
             for socket in manager._enqueue((self.id,), [packet], text, key, bulk=bulk):
                 manager._send_late(socket, [packet])
 
