@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+import socketio
 import websockets
 from websockets.asyncio.client import ClientConnection
 
@@ -71,3 +72,28 @@ class WsClient:
 
 def ws_url(base: str, path: str = "/ws") -> str:
     return base + path
+
+
+class SioListener:
+    """A real python-socketio client that records every event it receives."""
+
+    def __init__(self) -> None:
+        self.client = socketio.AsyncClient(reconnection=False)
+        self.seen: list[tuple[str, Any]] = []
+        self.client.on("*", self._any)
+
+    async def _any(self, event: str, data: Any) -> None:
+        self.seen.append((event, data))
+
+    def values(self, event: str) -> list[Any]:
+        return [data for name, data in self.seen if name == event]
+
+    def last(self, event: str) -> Any:
+        values = self.values(event)
+        return values[-1]["value"] if values else None
+
+    async def wait_for(self, event: str, data: Any, wait: float = TIMEOUT) -> None:
+        """Until ``(event, data)`` has arrived."""
+        async with asyncio.timeout(wait):
+            while (event, data) not in self.seen:  # noqa: ASYNC110 - a plain list
+                await asyncio.sleep(0.01)

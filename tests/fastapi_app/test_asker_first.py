@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import anyio
 import pytest
-import socketio
 import websockets
 
 from fastapi_app.sockets.direct_frames import DirectFrames
-from tests.fastapi_app.helpers import WsClient
+from tests.fastapi_app.helpers import SioListener, WsClient
 from tests.servers import ThreadServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
@@ -148,23 +146,6 @@ async def test_resume_after_a_burst_replays_every_frame_it_missed() -> None:
         replay = [f for f in back.seen if f["type"] in ("todo_update", "audio_update")]
         assert [f["seq"] for f in replay] == list(range(1, 61))
         await back.close()
-
-
-class SioListener:
-    def __init__(self) -> None:
-        self.client = socketio.AsyncClient(reconnection=False)
-        self.seen: list[tuple[str, Any]] = []
-        self.client.on("*", self._any)
-
-    async def _any(self, event: str, data: Any) -> None:
-        self.seen.append((event, data))
-
-    def values(self, event: str) -> list[Any]:
-        return [data for name, data in self.seen if name == event]
-
-    def last(self, event: str) -> Any:
-        values = self.values(event)
-        return values[-1]["value"] if values else None
 
 
 async def test_socketio_frames_stay_intact_in_order_and_counts_conflate() -> None:

@@ -5,14 +5,12 @@ empties once everyone has taken it. Real servers, real clients, on both transpor
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import anyio
 import pytest
-import socketio
 
 from fastapi_app.sockets.fanout import FanOut
-from tests.fastapi_app.helpers import WsClient
+from tests.fastapi_app.helpers import SioListener, WsClient
 from tests.servers import ThreadServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]
@@ -120,21 +118,6 @@ async def test_broadcasts_while_away_are_numbered_for_the_resume() -> None:
         replay = back.of("todo_update")
         assert [(f["seq"], f["value"]) for f in replay] == [(1, 0), (2, 1), (3, 2)]
         await back.close()
-
-
-class SioListener:
-    def __init__(self) -> None:
-        self.client = socketio.AsyncClient(reconnection=False)
-        self.seen: list[tuple[str, Any]] = []
-        self.client.on("*", self._any)
-
-    async def _any(self, event: str, data: Any) -> None:
-        self.seen.append((event, data))
-
-    async def wait_for(self, event: str, value: Any) -> None:
-        with anyio.fail_after(10):
-            while (event, value) not in self.seen:  # noqa: ASYNC110 - a plain list
-                await asyncio.sleep(0.01)
 
 
 async def test_socketio_emits_to_one_socket_keep_their_place_among_namespace_emits() -> None:
