@@ -33,9 +33,11 @@ from fastapi_app.sockets.flusher import BULK_DELAY, SLICE
 
 log = logging.getLogger(__name__)
 
-# Up to this many members a whole pass costs about a millisecond of writes: less than
-# the wait would save, and the legacy page's answer (itself a broadcast) would pay it.
-HOLD_ABOVE = 4 * SLICE
+# A pass that fits in one slice (~0.3 ms of writes) costs less than the wait would save,
+# and the legacy page's answer, itself a broadcast, would pay the wait. Larger passes are
+# held: run at once they come between the steps of a job (at 100 sockets a node, a
+# fleet's answer took 5 ms longer behind them; bench.fleet).
+HOLD_ABOVE = SLICE
 
 
 class Member(Protocol):
