@@ -138,7 +138,14 @@ class BroadcastManager(socketio.AsyncManager):
         **kwargs: Any,
     ) -> None:
         if callback is not None:
-            # Each recipient gets a distinct ack id, so nothing can be shared.
+            # Each recipient gets a distinct ack id, so nothing can be shared. What waits
+            # for those sockets goes out first: the parent class queues at once.
+            fanout = self.fanouts.get(namespace)
+            if fanout is not None:
+                for _, eio_sid in self.get_participants(namespace, to or room):
+                    member = fanout.members.get(eio_sid)
+                    if member is not None:
+                        member.flush_fanout()
             kwargs.update(room=room, skip_sid=skip_sid, callback=callback, to=to)
             await super().emit(event, data, namespace, **kwargs)
             return

@@ -139,6 +139,14 @@ async def test_socketio_emits_to_one_socket_keep_their_place_among_namespace_emi
         await a.wait_for("todo_update", {"value": 2})
         assert a.seen == [("todo_update", {"value": 1}), ("probe", {"n": 1}),
                           ("todo_update", {"value": 2})]  # fmt: skip
+
+        async def with_an_ack() -> None:  # python-socketio's own emit, which queues at once
+            await sio.emit("todo_update", {"value": 3})
+            await sio.emit("asked", {"n": 2}, to=a_sid, callback=lambda *_: None)
+
+        await anyio.to_thread.run_sync(server.call, with_an_ack)
+        await a.wait_for("asked", {"n": 2})
+        assert a.seen[-2:] == [("todo_update", {"value": 3}), ("asked", {"n": 2})]
         await b.wait_for("todo_update", {"value": 2})
         assert ("probe", {"n": 1}) not in b.seen
 
