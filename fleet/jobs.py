@@ -39,7 +39,7 @@ from queues.errors import (
 from queues.fifo import THINKING, WAITING_MANY, WAITING_ONE
 from queues.handlers import load_handler
 from queues.models import Job, JobHandler, JobState, validate_question
-from queues.running import CANCELLED, run_handler, speech_for
+from queues.running import CANCELLED, NOTICE, expiry_notice, run_handler, speech_for
 from queues.service import (
     COUNT_EVENTS,
     cancel_all,
@@ -155,7 +155,7 @@ class RedisJobQueues:
             await link.check_reachable(self.redis, self.url)
             self._scripts = {name: self.redis.register_script(getattr(scripts, name))
                              for name in ("PUSH", "TAKE", "RENEW", "FINISH", "RECLAIM",
-                                          "CANCEL", "DELETE", "RESUME")}  # fmt: skip
+                                          "CANCEL", "DELETE", "RESUME", "SEND")}  # fmt: skip
             for warning in await link.announce(
                 self.redis, self.keys, self.node, consumers=self.consumers,
                 ttl=self._alive_ttl(), socketio_channel=self.socketio_channel,
@@ -398,6 +398,7 @@ class RedisJobQueues:
             else:
                 job.state, job.error = JobState.DEAD, error
             job.finished_at = time.time()
+            await self._notify_expired(job)
             await self._finish(job, speech_for(answer, error))
         finally:
             self._running.pop(job.id_hash, None)
@@ -425,6 +426,24 @@ class RedisJobQueues:
                 await asyncio.sleep(POLL)
         if kept < 0:
             log.warning("job %s: lease lost while it ran; another node answers it", job.id_hash)
+
+    async def _notify_expired(self, job: Job) -> None:
+        """An expired job's asker gets an ``error`` frame saying so, before the spoken
+        apology. Best effort: the apology itself waits for Redis, this does not."""
+        notice = expiry_notice(job)
+        if notice is None:
+            return
+        assert job.client_id is not None
+        k = self.keys
+        message = json.dumps({"c": job.client_id, "e": NOTICE, "d": notice})
+        args = [message, *self._route_args()]
+        keys = [k.client(job.client_id), k.client_log(job.client_id)]
+        try:
+            await self._scripts["SEND"](keys=keys, args=args)
+        except DOWN:
+            stop_if_cancelled()
+            log.warning("job %s expired; Redis is down, its asker hears only the apology",
+                        job.id_hash)  # fmt: skip
 
     async def _reclaim(self) -> list[str]:
         k = self.keys

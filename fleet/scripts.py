@@ -212,6 +212,15 @@ return expired
 """
 )
 
+# KEYS: client log | ARGV: message ttl max_log node_prefix -> its seq
+# One numbered frame to a client, wherever it is (an expired job's notice).
+SEND = (
+    _LIB
+    + """
+return route(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+"""
+)
+
 # KEYS: jobs todo dead client queued | ARGV: client_id node reason limit channel
 # -> JSON of the jobs cancelled; none when the client now lives on another node
 CANCEL = (

@@ -25,6 +25,9 @@ APOLOGY = "Sorry, I couldn't answer that."
 TIMEOUT_APOLOGY = "Sorry, that took too long to answer."
 EXPIRED_APOLOGY = "Sorry, I was too busy to get to that in time. Please ask again."
 EXPIRED = "expired"
+# What a ``/ws`` asker whose job expired gets besides the spoken apology: an ``error``
+# frame with code ``expired`` (wire.frames.ERROR; its asker can tell why it was not answered).
+NOTICE = "error"
 CANCELLED = "cancelled"
 
 
@@ -118,6 +121,9 @@ class RunningFifoQueue(FifoQueue):
         for old in forgotten:
             await self._forget(old)
         await self.emitter.counts(target, self)
+        notice = expiry_notice(job)
+        if notice is not None:
+            await self.emitter.event(NOTICE, notice, job.client_id)
         await self.emitter.speak(speech_for(answer, error), job.client_id)
 
     def _to_dead(self, job: Job, error: str) -> list[Job]:
@@ -181,6 +187,14 @@ def speech_for(answer: str | None, error: str | None) -> str:
     if error.startswith(EXPIRED):
         return EXPIRED_APOLOGY
     return TIMEOUT_APOLOGY if error.startswith("timed out") else APOLOGY
+
+
+def expiry_notice(job: Job) -> dict[str, str] | None:
+    """The ``error`` frame's fields for the asker of a job that expired, or None (no
+    asker to tell, or the job did not expire)."""
+    if job.client_id is None or not (job.error or "").startswith(EXPIRED):
+        return None
+    return {"code": EXPIRED, "message": job.error or EXPIRED, "id_hash": job.id_hash}
 
 
 def remember(history: FifoQueue, job: Job, limit: int) -> list[Job]:

@@ -12,9 +12,11 @@ Client -> server
 Sequence numbers (full stage). Each server frame carries ``seq``. *Data* frames
 (audio_update, queue events, queued) take the next number of their client and are kept
 for replay; *control* frames (connection_established, resumed, ping, pong, error) repeat
-the latest number and are never replayed. So a client keeps ``last_seq = max(seq seen)``
-and after a reconnect sends ``resume`` with it; the server replays the data frames
-numbered above it, in order.
+the latest number and are never replayed. One error is data: ``error {code: "expired",
+message, id_hash}`` tells the asker its question waited past ``GENIE_MAX_WAIT`` and was
+not answered (it comes before the spoken apology, and a resume replays it). So a client
+keeps ``last_seq = max(seq seen)`` and after a reconnect sends ``resume`` with it; the
+server replays the data frames numbered above it, in order.
 """
 
 from __future__ import annotations

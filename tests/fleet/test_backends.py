@@ -217,6 +217,11 @@ async def test_a_job_that_waited_too_long_expires(open_service: Open) -> None:
         job = await service.find(late.id_hash)
         assert job is not None and job.state == "dead" and job.error.startswith("expired")
         assert EXPIRED_APOLOGY in heard.heard_by("patient")
+        async with asyncio.timeout(10):  # on Redis it comes through the node's channel
+            while not (told := heard.events_to("patient", "error")):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert [(d["code"], d["id_hash"]) for d in told] == [("expired", late.id_hash)]
+        assert told[0]["message"] == job.error  # "expired: waited 0 s (the limit is 0.3 s)"
 
 
 async def test_listing_names(open_service: Open) -> None:

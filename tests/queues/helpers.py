@@ -36,6 +36,9 @@ class Recorder:
     def heard_by(self, client_id: str | None) -> list[str]:
         return [msg for msg, client in self.audio if client == client_id]
 
+    def events_to(self, client_id: str, name: str) -> list[dict[str, Any]]:
+        return [data for event, data, client in self.events if (event, client) == (name, client_id)]
+
     def event_names(self) -> Counter[str]:
         return Counter(name for name, _, _ in self.events)
 
