@@ -4,7 +4,8 @@
   ``busy`` error, and the legacy page hears why (a spoken ``audio_update``);
 - on ``/ws`` a client past its own cap gets an ``error`` frame ``busy`` with
   ``retry_after``, while another client's question is still accepted;
-- with Redis the total cap counts the fleet's queue (two processes);
+- with Redis the total cap counts the fleet's queue (two processes), and a client's own
+  cap follows it when it resumes on another process;
 - nothing refused is queued; ``/health`` says ``busy`` (still 200: the proxy keeps the
   server) and ``/metrics`` counts the refusal, the oldest wait and the waits.
 """
@@ -100,3 +101,30 @@ async def test_the_total_cap_holds_for_the_whole_fleet() -> None:
             for server in (one, two):
                 refused = await http.get(f"{server.url}/push?question=what is 3 plus 3")
                 assert refused.status_code == 503 and refused.json()["code"] == "busy"
+
+
+async def test_a_clients_own_cap_follows_it_to_another_process() -> None:
+    """The per-client cap is counted in Redis: a ``/ws`` client whose questions wait on
+    the fleet is still past its cap after it resumes on another process."""
+    web_only = {"consumers": 0}  # nothing is taken: every question keeps waiting
+    with running_redis() as redis, fleet(redis.url, web_only, web_only,
+                                         max_queued_per_client=2) as (one, two):  # fmt: skip
+        asker = await WsClient.connect(f"{one.ws_url}/ws")
+        for n in (1, 2):
+            await asker.send(type="query", text=f"what is {n} plus {n}")
+            await asker.next("queued")
+        last_seq = asker.last_seq
+        await asker.conn.close()
+        again = await WsClient.connect(f"{two.ws_url}/ws")
+        other = await WsClient.connect(f"{two.ws_url}/ws")
+        try:
+            await again.send(type="resume", client_id=asker.client_id, last_seq=last_seq)
+            await again.next("resumed")
+            await again.send(type="query", text="what is 3 plus 3")
+            error = await again.next("error", "queued")
+            assert error["type"] == "error" and error["code"] == "busy", error
+            await other.send(type="query", text="what is 4 plus 4")  # someone else: fine
+            assert (await other.next("queued", "error"))["type"] == "queued"
+        finally:
+            for client in (again, other):
+                await client.conn.close()
