@@ -101,6 +101,8 @@ async def test_the_total_cap_holds_for_the_whole_fleet() -> None:
             for server in (one, two):
                 refused = await http.get(f"{server.url}/push?question=what is 3 plus 3")
                 assert refused.status_code == 503 and refused.json()["code"] == "busy"
+                health = await http.get(f"{server.url}/health")  # the fleet's cap, on each
+                assert health.status_code == 200 and health.json()["status"] == "busy"
 
 
 async def test_a_clients_own_cap_follows_it_to_another_process() -> None:
