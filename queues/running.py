@@ -192,9 +192,10 @@ def speech_for(answer: str | None, error: str | None) -> str:
 def expiry_notice(job: Job) -> dict[str, str] | None:
     """The ``error`` frame's fields for the asker of a job that expired, or None (no
     asker to tell, or the job did not expire)."""
-    if job.client_id is None or not (job.error or "").startswith(EXPIRED):
+    error = job.error or ""
+    if job.client_id is None or not error.startswith(EXPIRED):
         return None
-    return {"code": EXPIRED, "message": job.error or EXPIRED, "id_hash": job.id_hash}
+    return {"code": EXPIRED, "message": error, "id_hash": job.id_hash}
 
 
 def remember(history: FifoQueue, job: Job, limit: int) -> list[Job]:
